@@ -1,0 +1,103 @@
+"""Growing draft trees with the drafter: EAGLE-2 dynamic trees and static (EAGLE-1 style) trees.
+
+Both take their size per call, so an adaptive controller (ADT-Tree) can change depth, width and node
+budget every round. Depth counts draft levels (a depth-D tree commits up to D+1 tokens per round) and
+costs D draft-head forwards: one for the new committed positions, D-1 expansions.
+"""
+import torch
+
+from .drafter import Drafter
+from .tree import StaticShape, Tree
+
+
+def max_nodes(depth: int, width: int) -> int:
+    """Candidates an EAGLE-2 tree of this depth and width can hold (the reranking limit)."""
+    return width + (depth - 1) * width * width
+
+
+def grow_dynamic(drafter: Drafter, root_out: torch.Tensor, root_token: int, depth: int, width: int,
+                 budget: int) -> Tree:
+    """EAGLE-2: expand the `width` best nodes (by cumulative draft log-prob) per level, then keep the
+    global best `budget` nodes. Nodes whose draft score is -inf (outside top-k/top-p) are dropped."""
+    device = root_out.device
+    lp = drafter.log_probs(root_out, 1)[0]
+    width = min(width, lp.shape[-1])
+    scores, toks = lp.topk(width)
+    cand_tokens, cand_scores = [toks], [scores]
+    cand_parents = [torch.full((width,), -1, device=device)]
+    fed_global = torch.arange(width, device=device)
+    fed_scores, fed_tokens = scores, toks
+    feats = root_out.expand(-1, width, -1)
+    eye = torch.eye(width, dtype=torch.bool, device=device)
+    fed_mask = eye
+    offset = width
+    for level in range(1, depth):
+        out = drafter.expand(feats, fed_tokens, fed_mask, level)
+        lp = drafter.log_probs(out, level + 1)
+        tp, tk = lp.topk(width, dim=-1)
+        cu = (tp + fed_scores[:, None]).flatten()
+        cand_tokens.append(tk.flatten())
+        cand_scores.append(cu)
+        cand_parents.append(fed_global.repeat_interleave(width))
+        if level + 1 < depth:
+            best = cu.topk(width).indices
+            rows = best // width
+            fed_global, fed_scores, fed_tokens = offset + best, cu[best], tk.flatten()[best]
+            feats = out[:, rows]
+            fed_mask = torch.cat([fed_mask[rows], eye], dim=1)
+        offset += width * width
+    all_scores = torch.cat(cand_scores)
+    keep = all_scores.topk(min(budget, all_scores.numel())).indices.sort().values
+    keep = keep[torch.isfinite(all_scores[keep])]
+    return _assemble(root_token, keep.tolist(), torch.cat(cand_tokens)[keep].tolist(),
+                     torch.cat(cand_parents)[keep].tolist())
+
+
+def _assemble(root_token: int, glob, tokens, parents) -> Tree:
+    """Map candidate indices to tree slots; drop nodes whose parent was not kept (only possible on ties)."""
+    slot = {-1: 0}
+    out_tokens, out_parents = [root_token], [-1]
+    for g, t, p in zip(glob, tokens, parents):
+        if p in slot:
+            slot[g] = len(out_tokens)
+            out_tokens.append(t)
+            out_parents.append(slot[p])
+    return Tree(out_tokens, out_parents)
+
+
+def grow_static(drafter: Drafter, root_out: torch.Tensor, root_token: int, shape: StaticShape) -> Tree:
+    """EAGLE-1 static tree: node i is the ranks[i]-th best child of its parent under the drafter."""
+    device = root_out.device
+    tokens = [root_token] + [0] * (shape.size - 1)
+    lp = drafter.log_probs(root_out, 1)[0]
+    top1 = lp.topk(shape.topk[1]).indices.tolist()
+    level_nodes = {}
+    for i in range(1, shape.size):
+        level_nodes.setdefault(shape.depths[i], []).append(i)
+    for i in level_nodes[1]:
+        tokens[i] = top1[shape.ranks[i]]
+    out_of = {i: (root_out, 0) for i in level_nodes[1]}  # node -> (tensor holding its parent's output, row)
+    fed_row_mask = {}
+    prev_cols = 0
+    for level in range(1, shape.max_depth):
+        fed = shape.fed.get(level, [])
+        if not fed:
+            break
+        feats = torch.cat([out_of[i][0][:, out_of[i][1]:out_of[i][1] + 1] for i in fed], dim=1)
+        k = len(fed)
+        mask = torch.zeros(k, prev_cols + k, dtype=torch.bool, device=device)
+        for r, i in enumerate(fed):
+            par = shape.parents[i]
+            if par in fed_row_mask:
+                mask[r, :prev_cols] = fed_row_mask[par]
+            mask[r, prev_cols + r] = True
+        fed_row_mask = {i: mask[r] for r, i in enumerate(fed)}
+        prev_cols += k
+        out = drafter.expand(feats, torch.tensor([tokens[i] for i in fed], device=device), mask, level)
+        tops = drafter.log_probs(out, level + 1).topk(shape.topk[level + 1], dim=-1).indices.tolist()
+        row = {i: r for r, i in enumerate(fed)}
+        for i in level_nodes.get(level + 1, []):
+            par = shape.parents[i]
+            tokens[i] = tops[row[par]][shape.ranks[i]]
+            out_of[i] = (out, row[par])
+    return Tree(tokens, shape.parents, shape.depths)
