@@ -110,3 +110,13 @@ class LlamaGenTarget:
 
     def draft_embed(self, tokens: torch.Tensor):
         return None  # the draft head's own embed_tokens is used
+
+
+def teacher_features(target: LlamaGenTarget, cond_batch: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Final-normed hidden states [R, T+N, H] of a full teacher-forced pass (draft-head training data).
+
+    `tokens` [R, N] are the image tokens per row (the same for the cond and uncond rows of one image).
+    """
+    gpt = target.gpt
+    x = torch.cat([gpt.embed_condition(cond_batch), gpt.tok_embeddings(tokens)], dim=1)
+    return gpt(x, torch.arange(x.shape[1], device=x.device), None, "causal")

@@ -102,6 +102,7 @@ def save_safetensors(state: Dict[str, torch.Tensor], path: str, config: Optional
     meta = {CONFIG_METADATA_KEY: json.dumps(config)} if config is not None else None
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     save_file(out, path, metadata=meta)
+    os.chmod(path, 0o644)  # safetensors creates 0600 files; shipped weights must be readable by everyone
 
 
 def load_into(model: torch.nn.Module, sd: Dict[str, torch.Tensor], path: str, what: str) -> None:
