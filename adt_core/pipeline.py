@@ -3,11 +3,13 @@
 Used by the CLI, the benchmark and the ComfyUI nodes alike, so all three behave identically.
 """
 from dataclasses import asdict, dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import torch
 
 from .adapters.llamagen import LlamaGenTarget
+from .adt.budget import AutoBudget, cost_model
+from .adt.controller import ADTController, ADTParams
 from .device import resolve_device, resolve_dtype
 from .engine.drafter import Drafter
 from .engine.hooks import Hooks
@@ -18,24 +20,54 @@ from .engine.stats import ImageStats
 from .engine.tree import choices_from_spec
 from .engine.vanilla import sample_vanilla
 from .errors import InputError
+from .lantern import Lantern, build_lantern
 from .models.load import check_compatible, load_draft_head, load_gpt, load_vq
 from .models.vq import VQModel, to_image_tensor
 
-METHODS = ("vanilla", "static", "eagle2")
+METHODS = ("vanilla", "static", "eagle2", "adt")
 
 
 @dataclass
 class SpecOptions:
-    """How to draft. EAGLE-2 defaults are LANTERN's LlamaGen settings (4 expansions = 5 levels, top-10,
-    58 nodes); the CLI and the demo override them with sizes measured to suit the device."""
+    """How to draft and verify.
+
+    method: vanilla | static | eagle2 | adt. EAGLE-2 sizes default to LANTERN's LlamaGen settings (4
+    expansions = 5 levels, top-10, 58 nodes); node_budget may be "auto" (cost-aware, measured per device).
+    ADT-Tree: per-round depth/width from the adjacency controller (adt/controller.py), within the bounds.
+    LANTERN (any tree method): on when lantern_k > 0; delta = absolute TVD budget, lambda > 1 = LANTERN++
+    relative budget (used instead of delta); legacy reproduces upstream's zeroing of k+1 neighbours.
+    """
     method: str = "eagle2"
     depth: int = 5
     width: int = 10
-    node_budget: int = 58
+    node_budget: Union[int, str] = 58
     static_tree: str = "auto-24"
+    adt_variant: str = "bisect"
+    adt_depth_min: int = 2
+    adt_depth_max: int = 8
+    adt_width_min: int = 2
+    adt_width_max: int = 16
+    adt_beta: float = 0.5
+    adt_depth_init: int = 5
+    adt_width_init: int = 10
+    lantern_k: int = 0
+    lantern_delta: float = 0.1
+    lantern_lambda: float = 0.0
+    lantern_legacy: bool = False
+
+    @property
+    def lantern(self) -> bool:
+        return self.lantern_k > 0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.method != "adt":
+            d = {k: v for k, v in d.items() if not k.startswith("adt_")}
+        if self.method != "static":
+            d.pop("static_tree")
+        if not self.lantern:
+            d = {k: v for k, v in d.items() if not k.startswith("lantern_")}
+        return d
 
 
 @dataclass
@@ -50,6 +82,7 @@ class Pipeline:
     def __init__(self, target, vq: Optional[VQModel] = None, draft=None, names: Optional[dict] = None):
         self.target, self.vq, self.draft = target, vq, draft
         self.names = names or {}
+        self._neighbours = {}  # LANTERN neighbour tables by k+1, computed once per pipeline
         check_compatible(target.vocab_size, target.hidden_size, vq, draft, self.names)
 
     @classmethod
@@ -66,12 +99,33 @@ class Pipeline:
     def device(self) -> torch.device:
         return self.target.device
 
-    def make_policy(self, o: SpecOptions):
+    def make_policy(self, o: SpecOptions, rows: int):
         if o.method == "static":
             return StaticPolicy(choices_from_spec(o.static_tree))
+        if o.method not in ("eagle2", "adt"):
+            raise InputError(f"unknown method {o.method!r}; choose one of {', '.join(METHODS)}")
+        if o.node_budget == "auto":
+            budget = AutoBudget(cost_model(self.target, rows))
+        else:
+            try:
+                budget = int(o.node_budget)
+            except (TypeError, ValueError):
+                raise InputError(f"node budget must be a positive integer or 'auto', got {o.node_budget!r}") from None
+            if budget < 1:
+                raise InputError(f"node budget must be >= 1, got {budget}")
         if o.method == "eagle2":
-            return DynamicPolicy(o.depth, o.width, o.node_budget)
-        raise InputError(f"unknown method {o.method!r}; choose one of {', '.join(METHODS)}")
+            return DynamicPolicy(o.depth, o.width, budget)
+        params = ADTParams(o.adt_depth_min, o.adt_depth_max, o.adt_width_min, o.adt_width_max, o.adt_beta,
+                           o.adt_depth_init, o.adt_width_init, o.adt_variant)
+        return DynamicPolicy(params.depth_max, params.width_max, budget, ADTController(params), name="adt")
+
+    def make_lantern(self, o: SpecOptions) -> Optional[Lantern]:
+        if not o.lantern:
+            return None
+        key = o.lantern_k + 1
+        if key not in self._neighbours:
+            self._neighbours[key] = build_lantern(self.vq, o.lantern_k, 0.0, 0.0, False, self.device).table
+        return Lantern(self._neighbours[key], o.lantern_k, o.lantern_delta, o.lantern_lambda, o.lantern_legacy)
 
     def generate(self, cond, options: SpecOptions, sampling: SamplingConfig, seed: int = 0,
                  hooks: Optional[Hooks] = None, decode: bool = True) -> GenerationResult:
@@ -83,12 +137,15 @@ class Pipeline:
         else:
             if self.draft is None:
                 raise InputError(f"method {options.method!r} needs a draft head; give one or use 'vanilla'")
-            policy = self.make_policy(options)
+            policy = self.make_policy(options, 2 if sampling.use_cfg else 1)
+            relax = self.make_lantern(options)
+            settings.update(options.to_dict())
             settings.update(policy.describe())
+            label = options.method + ("+lantern" if relax is not None else "")
             drafter = Drafter(self.draft, self.target, sampling)
             try:
                 tokens, stats = sample_speculative(self.target, drafter, policy, cond, sampling, gen, hooks,
-                                                   options.method, settings)
+                                                   label, settings, relax)
             finally:
                 drafter.release()
         images = self.decode(tokens) if decode and self.vq is not None else None

@@ -4,6 +4,8 @@ Both take their size per call, so an adaptive controller (ADT-Tree) can change d
 budget every round. Depth counts draft levels (a depth-D tree commits up to D+1 tokens per round) and
 costs D draft-head forwards: one for the new committed positions, D-1 expansions.
 """
+from typing import Callable, List, Union
+
 import torch
 
 from .drafter import Drafter
@@ -16,9 +18,11 @@ def max_nodes(depth: int, width: int) -> int:
 
 
 def grow_dynamic(drafter: Drafter, root_out: torch.Tensor, root_token: int, depth: int, width: int,
-                 budget: int) -> Tree:
+                 budget: Union[int, Callable[[List[float]], int]]) -> Tree:
     """EAGLE-2: expand the `width` best nodes (by cumulative draft log-prob) per level, then keep the
-    global best `budget` nodes. Nodes whose draft score is -inf (outside top-k/top-p) are dropped."""
+    global best `budget` nodes. Nodes whose draft score is -inf (outside top-k/top-p) are dropped.
+
+    `budget` may be a function of the candidates' scores in descending order (cost-aware budget)."""
     device = root_out.device
     lp = drafter.log_probs(root_out, 1)[0]
     width = min(width, lp.shape[-1])
@@ -47,7 +51,10 @@ def grow_dynamic(drafter: Drafter, root_out: torch.Tensor, root_token: int, dept
             fed_mask = torch.cat([fed_mask[rows], eye], dim=1)
         offset += width * width
     all_scores = torch.cat(cand_scores)
-    keep = all_scores.topk(min(budget, all_scores.numel())).indices.sort().values
+    if callable(budget):
+        ranked = all_scores.sort(descending=True).values
+        budget = budget(ranked[torch.isfinite(ranked)].tolist())
+    keep = all_scores.topk(max(1, min(budget, all_scores.numel()))).indices.sort().values
     keep = keep[torch.isfinite(all_scores[keep])]
     return _assemble(root_token, keep.tolist(), torch.cat(cand_tokens)[keep].tolist(),
                      torch.cat(cand_parents)[keep].tolist())

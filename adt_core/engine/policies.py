@@ -1,10 +1,10 @@
-"""Tree policies: which tree to draft each round. ADT-Tree's controller lives in adt/ and uses the same API.
+"""Tree policies: which tree to draft each round.
 
 API: reset(grid) per image; grow(drafter, root_out, root_token, root_index, remaining) -> (Tree, width);
 observe(root_index, tree, accepted_drafts) after verification; max_tree_size()/max_scratch() for caches.
 Every policy caps tree depth at `remaining` (tokens left after the root), so no node lies past the image.
 """
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 from .drafting import grow_dynamic, grow_static, max_nodes
 from .tree import StaticShape
@@ -41,30 +41,52 @@ class StaticPolicy:
 
 
 class DynamicPolicy:
-    """EAGLE-2: the same depth, width and node budget every round."""
-    name = "eagle2"
+    """EAGLE-2 dynamic trees. Without a controller every round uses the same depth and width; with one
+    (ADT-Tree) the controller plans each round from the image's neighbourhood and learns from the outcome.
+    `budget` is a node count or an AutoBudget (cost-aware, chosen per round)."""
 
-    def __init__(self, depth: int, width: int, budget: int):
-        if depth < 1 or width < 1 or budget < 1:
-            raise ValueError(f"EAGLE-2 tree needs depth, width and budget >= 1 (got {depth}, {width}, {budget})")
+    def __init__(self, depth: int, width: int, budget, controller=None, name: str = "eagle2"):
+        if depth < 1 or width < 1:
+            raise ValueError(f"tree depth and width must be >= 1 (got {depth}, {width})")
         self.depth, self.width, self.budget = depth, width, budget
+        self.controller, self.name = controller, name
+        if controller is not None:
+            self.depth, self.width = controller.p.depth_max, controller.p.width_max
+        self._planned = (depth, width)
 
     def reset(self, grid) -> None:
-        pass
+        if self.controller is not None:
+            self.controller.reset(grid)
+
+    def _budget_cap(self) -> int:
+        return self.budget.cap if callable(self.budget) else int(self.budget)
 
     def max_tree_size(self) -> int:
-        return min(self.budget, max_nodes(self.depth, self.width)) + 1
+        return min(self._budget_cap(), max_nodes(self.depth, self.width)) + 1
 
     def max_scratch(self) -> int:
         return max(self.depth - 1, 0) * self.width
 
     def grow(self, drafter, root_out, root_token: int, root: int, remaining: int):
-        d = min(self.depth, remaining)
-        return grow_dynamic(drafter, root_out, root_token, d, self.width,
-                            min(self.budget, max_nodes(d, self.width))), self.width
+        if self.controller is not None:
+            d, k = self.controller.plan(root, remaining)
+        else:
+            d, k = min(self.depth, remaining), self.width
+        self._planned = (d, k)
+        if callable(self.budget):
+            self.budget.start_round()
+            budget = self.budget
+        else:
+            budget = min(int(self.budget), max_nodes(d, k))
+        return grow_dynamic(drafter, root_out, root_token, d, k, budget), k
 
     def observe(self, root: int, tree, accepted: int) -> None:
-        pass
+        if self.controller is not None:
+            d, k = self._planned
+            self.controller.stamp(root, d, k, accepted, tree.max_depth)
 
     def describe(self) -> dict:
-        return {"depth": self.depth, "width": self.width, "node_budget": self.budget}
+        d = {"node_budget": "auto" if callable(self.budget) else int(self.budget)}
+        if self.controller is None:
+            d.update(depth=self.depth, width=self.width)
+        return d
