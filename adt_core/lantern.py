@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .adt.budget import cache_dir
+from .errors import InputError
 from .engine.tree import Tree
 
 
@@ -62,9 +63,9 @@ class Lantern:
     def __init__(self, neighbours: torch.Tensor, k: int, delta: float = 0.1, lam: float = 0.0,
                  legacy: bool = False):
         if k < 1:
-            raise ValueError("LANTERN needs k >= 1 neighbours")
+            raise InputError("LANTERN needs k >= 1 neighbours")
         if delta < 0 or (lam and lam <= 1):
-            raise ValueError(f"LANTERN needs delta >= 0 and lambda > 1 when set (got {delta}, {lam})")
+            raise InputError(f"LANTERN needs delta >= 0 and lambda > 1 when set (got {delta}, {lam})")
         self.k = min(k, neighbours.shape[1])
         self.table = neighbours[:, : self.k + (1 if legacy else 0)]
         self.delta, self.lam, self.legacy = delta, lam, legacy
@@ -135,6 +136,6 @@ class Lantern:
 def build_lantern(vq, k: int, delta: float, lam: float, legacy: bool, device) -> Lantern:
     """LANTERN for a LlamaGen VQ: neighbours on the codebook exactly as quantisation sees it."""
     if vq is None:
-        raise ValueError("LANTERN needs the model's VQ codebook (load a VQ tokenizer)")
+        raise InputError("LANTERN needs the model's VQ codebook (load a VQ tokenizer)")
     table = cached_neighbour_table(vq.quantize.codebook(), k + 1)
     return Lantern(table.to(device), k, delta, lam, legacy)

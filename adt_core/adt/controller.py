@@ -21,6 +21,8 @@ import math
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+from ..errors import InputError
+
 VARIANTS = ("bisect", "step", "binary", "length", "window", "2d", "none")
 
 
@@ -39,12 +41,12 @@ class ADTParams:
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
-            raise ValueError(f"ADT-Tree variant {self.variant!r} is not one of {', '.join(VARIANTS)}")
+            raise InputError(f"ADT-Tree variant {self.variant!r} is not one of {', '.join(VARIANTS)}")
         if not 1 <= self.depth_min <= self.depth_max or not 1 <= self.width_min <= self.width_max:
-            raise ValueError(f"ADT-Tree bounds must satisfy 1 <= min <= max (depth {self.depth_min}..."
+            raise InputError(f"ADT-Tree bounds must satisfy 1 <= min <= max (depth {self.depth_min}..."
                              f"{self.depth_max}, width {self.width_min}..{self.width_max})")
         if not 0.0 <= self.beta <= 1.0:
-            raise ValueError(f"ADT-Tree beta must be in [0, 1], got {self.beta}")
+            raise InputError(f"ADT-Tree beta must be in [0, 1], got {self.beta}")
         self.depth_init = min(max(self.depth_init, self.depth_min), self.depth_max)
         self.width_init = min(max(self.width_init, self.width_min), self.width_max)
 

@@ -6,6 +6,7 @@ Every policy caps tree depth at `remaining` (tokens left after the root), so no 
 """
 from typing import Dict, Optional, Sequence
 
+from ..errors import InputError
 from .drafting import grow_dynamic, grow_static, max_nodes
 from .tree import StaticShape
 
@@ -47,7 +48,7 @@ class DynamicPolicy:
 
     def __init__(self, depth: int, width: int, budget, controller=None, name: str = "eagle2"):
         if depth < 1 or width < 1:
-            raise ValueError(f"tree depth and width must be >= 1 (got {depth}, {width})")
+            raise InputError(f"tree depth and width must be >= 1 (got {depth}, {width})")
         self.depth, self.width, self.budget = depth, width, budget
         self.controller, self.name = controller, name
         if controller is not None:

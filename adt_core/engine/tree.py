@@ -12,6 +12,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..errors import InputError
+
 
 @dataclass
 class Tree:
@@ -25,9 +27,9 @@ class Tree:
             for i, p in enumerate(self.parents):
                 if i == 0:
                     if p != -1:
-                        raise ValueError("node 0 must be the root (parent -1)")
+                        raise InputError("node 0 must be the root (parent -1)")
                 elif not 0 <= p < i:
-                    raise ValueError(f"node {i}: parent {p} must precede it")
+                    raise InputError(f"node {i}: parent {p} must precede it")
                 else:
                     d[i] = d[p] + 1
             self.depths = d
@@ -72,7 +74,7 @@ def choices_from_spec(spec: str) -> List[Tuple[int, ...]]:
     import json
     paths = [tuple(int(r) for r in p) for p in json.loads(spec)]
     if not paths or any(len(p) == 0 for p in paths):
-        raise ValueError(f"static tree {spec!r}: expected a non-empty list of non-empty rank paths")
+        raise InputError(f"static tree {spec!r}: expected a non-empty list of non-empty rank paths")
     return paths
 
 
@@ -114,7 +116,7 @@ class StaticShape:
         parents, ranks, depths = [-1], [0], [0]
         for p in paths:
             if p[:-1] not in index:
-                raise ValueError(f"static tree path {list(p)} has no parent path {list(p[:-1])}")
+                raise InputError(f"static tree path {list(p)} has no parent path {list(p[:-1])}")
             index[p] = len(parents)
             parents.append(index[p[:-1]])
             ranks.append(p[-1])
