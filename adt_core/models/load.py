@@ -88,10 +88,13 @@ def load_gpt(path: str, image_size: Optional[int] = None, downsample: int = 16, 
     return model.to(device=device, dtype=dtype).eval()
 
 
-def vq_config_from_state_dict(sd: dict, path: str) -> VQConfig:
+def _require_vq(sd: dict, path: str) -> None:
     if "quantize.embedding.weight" not in sd or "decoder.conv_out.weight" not in sd:
         raise CheckpointError(f"{path}: not a LlamaGen VQ tokenizer (no 'quantize.embedding.weight' / "
                               f"'decoder.conv_out.weight')")
+
+
+def vq_config_from_state_dict(sd: dict, path: str) -> VQConfig:
     n, d = sd["quantize.embedding.weight"].shape
     ch = sd["decoder.conv_out.weight"].shape[1]
     levels = len({k.split(".")[2] for k in sd if k.startswith("decoder.conv_blocks.")})
@@ -106,6 +109,7 @@ def load_vq(path: str, device="cpu", dtype=torch.float32, with_encoder: bool = F
     custom = sidecar_config(path, meta)
     sd = unwrap_state_dict(obj, path, "quantize.embedding.weight")
     sd.pop("quantize.codebook_used", None)
+    _require_vq(sd, path)
     if custom is not None:
         config = VQConfig(**{k: v for k, v in custom.items() if k in VQConfig.__dataclass_fields__})
     else:
