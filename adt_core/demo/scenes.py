@@ -144,15 +144,15 @@ def night_city(rng):
 
 
 def gravel_path(rng):
-    img = _textured(rng, _color(rng, [0.3, 0.5, 0.22]), 0.45, 8, SIZE)
-    left = int(SIZE * rng.uniform(0.25, 0.4))
-    for r in range(SIZE):
-        half = 12 + r // 4
-        a, b = max(left + 20 - half, 0), min(left + 20 + half, SIZE)
-        img[r, a:b] = 0
-    path = _textured(rng, _color(rng, [0.6, 0.58, 0.55]), 0.7, 2, SIZE)
-    mask = img.sum(-1) == 0
-    img[mask] = path[mask]
+    y = _split(rng, 0.2, 0.35)
+    img = _sky(rng, SIZE)
+    img[y:] = _textured(rng, _color(rng, [0.3, 0.5, 0.22]), 0.45, 8, SIZE - y)
+    path = _textured(rng, _color(rng, [0.6, 0.58, 0.55]), 0.7, 2, SIZE - y)
+    centre = int(SIZE * rng.uniform(0.35, 0.65))
+    for r in range(SIZE - y):
+        half = 2 + r // 3
+        a, b = max(centre - half, 0), min(centre + half, SIZE)
+        img[y + r, a:b] = path[r, a:b]
     return img
 
 
