@@ -20,6 +20,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vq", help="VQ tokenizer checkpoint (required with --gpt)")
     g.add_argument("--draft", help="EAGLE/LANTERN draft head (folder with config.json, or file)")
     g.add_argument("--image-size", type=int, help="image size in pixels (default: from the file name, else 256)")
+    g.add_argument("--t5", metavar="DIR", help="local T5 encoder folder (flan-t5-xl) for LlamaGen text-to-image")
+    g.add_argument("--janus", metavar="DIR", help="local Janus-Pro folder (transformers layout) instead of --gpt/--vq")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     g.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
 
@@ -58,6 +60,10 @@ def add_tree_args(p: argparse.ArgumentParser) -> None:
 def load_pipeline(a):
     from .demo import demo_available, demo_paths
     from .pipeline import Pipeline
+    if a.janus:
+        if a.gpt is not None or a.vq is not None or a.t5:
+            raise InputError("--janus replaces --gpt/--vq/--t5 (Janus-Pro has its own tokenizer and VQ decoder)")
+        return Pipeline.load_janus(a.janus, a.draft, a.device, a.dtype)
     if a.gpt is None:
         if a.vq is not None or a.draft is not None:
             raise InputError("--vq/--draft without --gpt: give --gpt too, or none of them for the demo model")
@@ -68,11 +74,25 @@ def load_pipeline(a):
         return Pipeline.load(p["gpt"], p["vq"], p["draft"], a.image_size, a.device, a.dtype)
     if a.vq is None:
         raise InputError("--gpt needs --vq (the tokenizer that decodes its tokens)")
-    return Pipeline.load(a.gpt, a.vq, a.draft, a.image_size, a.device, a.dtype)
+    return Pipeline.load(a.gpt, a.vq, a.draft, a.image_size, a.device, a.dtype, t5=a.t5)
 
 
 def model_defaults(pipe) -> dict:
-    return dict(getattr(pipe.target.gpt.config, "extra", {}) or {})
+    return dict(pipe.target.sampling_defaults)
+
+
+def conditions_from(a, pipe) -> list:
+    """--prompt for text models (one image per prompt), class labels otherwise."""
+    prompts = list(getattr(a, "prompt", None) or [])
+    if pipe.target.takes_prompts:
+        if not prompts:
+            raise InputError("this is a text-to-image model: give --prompt TEXT [TEXT ...]")
+        if a.class_label:
+            raise InputError("--class-label is for class-conditional models; this model takes --prompt")
+        return prompts
+    if prompts:
+        raise InputError("this model is class-conditional: use --class-label, not --prompt")
+    return parse_labels(a.class_label, pipe)
 
 
 def sampling_from(a, pipe, temperature: Optional[float] = None):
@@ -156,7 +176,7 @@ def cmd_generate(a) -> int:
     method = a.method or ("adt" if pipe.draft is not None else "vanilla")
     if method != "vanilla" and pipe.draft is None:
         raise InputError(f"--method {method} needs a draft head: pass --draft PATH (or use --method vanilla)")
-    labels = parse_labels(a.class_label, pipe)
+    labels = conditions_from(a, pipe)
     images, stats_path, heat_stem = output_paths(a.out, len(labels))
     hooks, bar = progress_bar(len(labels) * pipe.target.n_tokens)
     res = pipe.generate(labels, options_from(a, method, pipe), sampling_from(a, pipe), a.seed, hooks)
@@ -199,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="generate images (default: the bundled demo model, ADT-Tree)")
     add_model_args(g)
     g.add_argument("--class-label", nargs="*", help="class ids (or demo class names); one image each")
+    g.add_argument("--prompt", nargs="+", metavar="TEXT",
+                   help="text prompts (t2i with --t5, or --janus); one image each")
     g.add_argument("--method", choices=SPEC_METHODS, help="default: adt with a draft head, else vanilla")
     add_sampling_args(g)
     add_tree_args(g)
@@ -211,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .bench import add_bench_parser
     add_bench_parser(sub, add_model_args, add_sampling_args, add_tree_args)
+
+    from .training.train_draft_cli import add_train_draft_parser
+    add_train_draft_parser(sub, add_model_args, add_sampling_args)
 
     t = sub.add_parser("train-demo", help="train the bundled demo model from scratch (about an hour on 2 cores)")
     t.add_argument("--out", help="output folder (default: the package's demo weights folder)")

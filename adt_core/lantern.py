@@ -131,11 +131,3 @@ class Lantern:
             if z <= 0:
                 break
         return None, p
-
-
-def build_lantern(vq, k: int, delta: float, lam: float, legacy: bool, device) -> Lantern:
-    """LANTERN for a LlamaGen VQ: neighbours on the codebook exactly as quantisation sees it."""
-    if vq is None:
-        raise InputError("LANTERN needs the model's VQ codebook (load a VQ tokenizer)")
-    table = cached_neighbour_table(vq.quantize.codebook(), k + 1)
-    return Lantern(table.to(device), k, delta, lam, legacy)

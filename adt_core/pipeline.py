@@ -8,7 +8,7 @@ from typing import List, Optional, Union
 import torch
 
 from .adapters.llamagen import LlamaGenTarget
-from .adt.budget import AutoBudget, cost_model
+from .adt.budget import AutoBudget, verify_profile
 from .adt.controller import ADTController, ADTParams
 from .device import resolve_device, resolve_dtype
 from .engine.drafter import Drafter
@@ -20,9 +20,9 @@ from .engine.stats import ImageStats
 from .engine.tree import choices_from_spec
 from .engine.vanilla import sample_vanilla
 from .errors import InputError
-from .lantern import Lantern, build_lantern
+from .lantern import Lantern, cached_neighbour_table
 from .models.load import check_compatible, load_draft_head, load_gpt, load_vq
-from .models.vq import VQModel, to_image_tensor
+from .models.vq import VQModel
 
 METHODS = ("vanilla", "static", "eagle2", "adt")
 
@@ -78,22 +78,57 @@ class GenerationResult:
     settings: dict = field(default_factory=dict)
 
 
+def is_prompt_list(cond) -> bool:
+    return isinstance(cond, (list, tuple)) and len(cond) > 0 and all(isinstance(c, str) for c in cond)
+
+
 class Pipeline:
-    def __init__(self, target, vq: Optional[VQModel] = None, draft=None, names: Optional[dict] = None):
+    def __init__(self, target, vq: Optional[VQModel] = None, draft=None, names: Optional[dict] = None,
+                 text_encoder=None):
         self.target, self.vq, self.draft = target, vq, draft
+        if vq is not None:
+            target.vq = vq  # LlamaGen ships its tokenizer separately; the target decodes with it
         self.names = names or {}
         self._neighbours = {}  # LANTERN neighbour tables by k+1, computed once per pipeline
-        check_compatible(target.vocab_size, target.hidden_size, vq, draft, self.names)
+        check_compatible(target.vocab_size, target.hidden_size, vq, draft, self.names,
+                         family=target.draft_family)
+        if text_encoder is not None:
+            target.attach_text_encoder(text_encoder, self.names.get("t5", ""))
 
     @classmethod
     def load(cls, gpt: str, vq: str, draft: Optional[str] = None, image_size: Optional[int] = None,
-             device: str = "auto", dtype: str = "auto") -> "Pipeline":
+             device: str = "auto", dtype: str = "auto", t5: Optional[str] = None) -> "Pipeline":
+        """LlamaGen c2i or t2i (official .pt or LANTERN's HF folder); `t5` = local flan-t5-xl folder (t2i)."""
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
         vq_model = load_vq(vq, device=dev, dtype=torch.float32 if dev.type == "cpu" else dt)
         gpt_model = load_gpt(gpt, image_size=image_size, downsample=vq_model.config.downsample, device=dev, dtype=dt)
         head = load_draft_head(draft, device=dev, dtype=dt) if draft else None
-        return cls(LlamaGenTarget(gpt_model), vq_model, head, {"gpt": gpt, "vq": vq, "draft": draft or ""})
+        encoder = None
+        if t5:
+            from .text.t5 import T5TextEncoder
+            encoder = T5TextEncoder.load(t5, dev)
+        return cls(LlamaGenTarget(gpt_model), vq_model, head,
+                   {"gpt": gpt, "vq": vq, "draft": draft or "", "t5": t5 or ""}, encoder)
+
+    @classmethod
+    def load_janus(cls, folder: str, draft: Optional[str] = None, device: str = "auto",
+                   dtype: str = "auto") -> "Pipeline":
+        """Janus-Pro from a local transformers folder (it carries its own VQ decoder and tokenizer)."""
+        from .adapters.janus import load_janus
+        dev = resolve_device(device)
+        dt = resolve_dtype(dtype, dev)
+        target = load_janus(folder, device=dev, dtype=dt)
+        head = load_draft_head(draft, device=dev, dtype=dt) if draft else None
+        return cls(target, None, head, {"gpt": folder, "draft": draft or ""})
+
+    def with_draft(self, head, name: str = "") -> "Pipeline":
+        """The same target and VQ with another draft head (or none); checked like a fresh load."""
+        return Pipeline(self.target, self.vq, head, dict(self.names, draft=name))
+
+    def encode_prompts(self, prompts: List[str]):
+        """Text prompts -> the target's condition (T5 features for LlamaGen t2i, token ids for Janus)."""
+        return self.target.encode_prompts(list(prompts))
 
     @property
     def device(self) -> torch.device:
@@ -105,7 +140,7 @@ class Pipeline:
         if o.method not in ("eagle2", "adt"):
             raise InputError(f"unknown method {o.method!r}; choose one of {', '.join(METHODS)}")
         if o.node_budget == "auto":
-            budget = AutoBudget(cost_model(self.target, rows))
+            budget = AutoBudget(verify_profile(self.target, rows))
         else:
             try:
                 budget = int(o.node_budget)
@@ -124,12 +159,14 @@ class Pipeline:
             return None
         key = o.lantern_k + 1
         if key not in self._neighbours:
-            self._neighbours[key] = build_lantern(self.vq, o.lantern_k, 0.0, 0.0, False, self.device).table
+            self._neighbours[key] = cached_neighbour_table(self.target.lantern_codebook(), key).to(self.device)
         return Lantern(self._neighbours[key], o.lantern_k, o.lantern_delta, o.lantern_lambda, o.lantern_legacy)
 
     def generate(self, cond, options: SpecOptions, sampling: SamplingConfig, seed: int = 0,
                  hooks: Optional[Hooks] = None, decode: bool = True) -> GenerationResult:
         hooks = hooks or Hooks()
+        if is_prompt_list(cond):
+            cond = self.encode_prompts(cond)
         gen = torch.Generator(self.device).manual_seed(int(seed))
         settings = {"seed": int(seed), **sampling.to_dict()}
         if options.method == "vanilla":
@@ -143,20 +180,18 @@ class Pipeline:
             settings.update(policy.describe())
             label = options.method + ("+lantern" if relax is not None else "")
             drafter = Drafter(self.draft, self.target, sampling)
+            policy.prepare(drafter, 2 if sampling.use_cfg else 1)
             try:
                 tokens, stats = sample_speculative(self.target, drafter, policy, cond, sampling, gen, hooks,
                                                    label, settings, relax)
             finally:
                 drafter.release()
-        images = self.decode(tokens) if decode and self.vq is not None else None
+        images = self.decode(tokens) if decode else None
         return GenerationResult(tokens, stats, images, settings)
 
-    @torch.inference_mode()
     def decode(self, tokens: List[List[int]]) -> torch.Tensor:
-        rows, cols = self.target.grid
-        codes = torch.tensor(tokens, device=self.vq.post_quant_conv.weight.device)
-        out = [self.vq.decode_codes(codes[i:i + 1], rows, cols) for i in range(codes.shape[0])]
-        return to_image_tensor(torch.cat(out))
+        """Token lists -> IMAGE [B, H, W, 3] float32 in 0..1 on the CPU."""
+        return self.target.decode_tokens(tokens)
 
     def release(self) -> None:
         """Free the KV caches (the weights stay loaded)."""

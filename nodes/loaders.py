@@ -1,10 +1,14 @@
 """Loader nodes: the LlamaGen model with its VQ tokenizer, and a draft head checked against that model."""
+import logging
+
 from comfy_api.latest import io
 
 from adt_core.pipeline import Pipeline
 
 from . import runtime, support
 from .sockets import CATEGORY_LOADERS, ARDraftHead, ARModel
+
+logger = logging.getLogger(__name__)
 
 
 class ADTTreeLoadModel(io.ComfyNode):
@@ -42,6 +46,9 @@ class ADTTreeLoadModel(io.ComfyNode):
         pipe = Pipeline.load(gpt_path, vq_path, image_size=support.parse_image_size(image_size),
                              device=str(offload_device), dtype=runtime.precision(precision))
         patchers = runtime.patchers(pipe.target.gpt, pipe.vq)
+        c = pipe.target.gpt.config
+        logger.info("ADT-Tree: loaded %s (%d layers x %d, %dx%d tokens, %s)", model, c.n_layer, c.dim,
+                    c.grid_rows, c.grid_cols, pipe.target.dtype)
         return io.NodeOutput(support.ARModel(pipe, model, patchers))
 
 
@@ -68,5 +75,7 @@ class ADTTreeLoadDraftHead(io.ComfyNode):
     @classmethod
     def execute(cls, model, draft_head) -> io.NodeOutput:
         path = runtime.resolve(support.FOLDER_DRAFTS, draft_head, "draft", "draft head")
-        head = support.load_draft_for(model, path, draft_head)
+        _, offload_device = runtime.devices()
+        head = support.load_draft_for(model, path, draft_head, device=str(offload_device))
+        logger.info("ADT-Tree: draft head %s loaded for %s", draft_head, model.name)
         return io.NodeOutput(support.ARDraftHead(head, draft_head, runtime.patchers(head)))

@@ -57,7 +57,7 @@ class ADTTreeSampler(io.ComfyNode):
         config = model.pipeline.target.gpt.config
         labels = support.repeat_labels(
             support.parse_class_labels(class_labels, model.class_names, config.num_classes), batch_size)
-        options = support.spec_options(method, settings, draft_head is not None)
+        options = support.spec_options(method, settings, draft_head is not None, config.extra)
         sampling = support.sampling_config(temperature, top_k, top_p, cfg_scale, cfg_interval)
         draft = draft_head if method != "vanilla" else None
         pipe = support.with_draft(model, draft)
@@ -71,6 +71,7 @@ class ADTTreeSampler(io.ComfyNode):
             pipe.release()
 
         record = support.stats_record(result, model, draft, options, labels, seed)
-        support.add_to_pnginfo(cls.hidden.extra_pnginfo, cls.hidden.unique_id, record)
+        if cls.hidden is not None:  # None only when execute() is called outside ComfyUI's executor
+            support.add_to_pnginfo(cls.hidden.extra_pnginfo, cls.hidden.unique_id, record)
         return io.NodeOutput(runtime.to_output_image(result.images), record, support.stats_json(record),
                              ui=ui.PreviewText(support.stats_text(record)))

@@ -19,14 +19,17 @@ class ADTTreeTreeSettings(io.ComfyNode):
             node_id="ADTTreeTreeSettings",
             display_name="ADT-Tree Draft Tree Settings (EAGLE-2)",
             category=CATEGORY_SETTINGS,
-            description="Size of the draft tree for method 'eagle2' (defaults: LANTERN's LlamaGen settings).",
+            description="Draft tree size: depth and width for method 'eagle2' (LANTERN's LlamaGen settings are "
+                        "5, 10 and 58 nodes), node budget for 'eagle2' and 'adt'. Without this node the model's "
+                        "defaults are used.",
             inputs=[
                 ARSpecSettings.Input("settings", optional=True, tooltip=_UPSTREAM),
                 io.Int.Input("depth", default=5, min=1, max=16, tooltip="Draft levels per round."),
                 io.Int.Input("width", default=10, min=1, max=64, tooltip="Candidates expanded per level (top-k)."),
                 io.Int.Input("node_budget", default=58, min=0, max=512,
-                             tooltip="Draft tokens verified per round; 0 = auto (chosen from the measured cost "
-                                     "of a target forward on this device)."),
+                             tooltip="Draft tokens verified per round (eagle2 and adt). 0 = auto: chosen each "
+                                     "round from the measured cost on this device; faster, but timing-based, so "
+                                     "a seed no longer reproduces the image at temperature > 0."),
             ],
             outputs=_settings_output(),
         )
@@ -82,12 +85,12 @@ class ADTTreeLanternSettings(io.ComfyNode):
                         "the model would pick, within a total-variation budget. Faster, slightly lossy.",
             inputs=[
                 ARSpecSettings.Input("settings", optional=True, tooltip=_UPSTREAM),
-                io.Int.Input("k", default=1000, min=0, max=16384,
+                io.Int.Input("k", default=100, min=0, max=16384,
                              tooltip="Latent neighbours per token (0 turns LANTERN off)."),
                 io.Float.Input("delta", default=0.1, min=0.0, max=1.0, step=0.01,
                                tooltip="Total-variation budget for moving probability onto neighbours."),
-                io.Float.Input("relative_budget", display_name="lambda (LANTERN++)", default=0.0, min=0.0, max=100.0, step=0.1,
-                               advanced=True,
+                io.Float.Input("relative_budget", display_name="lambda (LANTERN++)", default=0.0, min=0.0,
+                               max=100.0, step=0.1, advanced=True,
                                tooltip="LANTERN++ relative budget (> 1) used instead of delta; 0 = off."),
                 io.Boolean.Input("legacy", default=False, advanced=True,
                                  tooltip="Reproduce the original implementation's neighbour handling."),

@@ -9,7 +9,7 @@ import math
 import os
 import re
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -19,7 +19,7 @@ from PIL import Image
 from adt_core import demo
 from adt_core.engine.sampling import SamplingConfig
 from adt_core.heatmap import render_heatmap, to_image_array
-from adt_core.models.load import check_compatible, load_draft_head
+from adt_core.models.load import load_draft_head
 from adt_core.models.vq import to_image_tensor
 from adt_core.pipeline import Pipeline, SpecOptions
 from adt_core.report import compare_table, format_stats, summarize
@@ -49,7 +49,7 @@ def demo_weights() -> Dict[str, str]:
 
 
 def list_weight_files(folders: Sequence[str]) -> List[str]:
-    """Weight files (any depth) under the folders, as '/'-separated relative names; draft folders excluded."""
+    """Weight files (any depth) under the folders, as '/'-separated relative names (ComfyUI combo style)."""
     names = set()
     for root in folders:
         if not os.path.isdir(root):
@@ -132,19 +132,17 @@ class ARDraftHead:
     patchers: list = field(default_factory=list)
 
 
-def load_draft_for(model: ARModel, path: str, name: str) -> torch.nn.Module:
-    """Load a draft head in the model's dtype and refuse it unless vocabulary and hidden size match."""
-    target = model.pipeline.target
-    head = load_draft_head(path, device="cpu", dtype=target.dtype)
-    check_compatible(target.vocab_size, target.hidden_size, None, head, {"draft": name, "gpt": model.name})
+def load_draft_for(model: ARModel, path: str, name: str, device: str = "cpu") -> torch.nn.Module:
+    """Load a draft head in the model's dtype; refused (by the library's own pipeline check) unless its
+    vocabulary, hidden size and model family match the model."""
+    head = load_draft_head(path, device=device, dtype=model.pipeline.target.dtype)
+    with_draft(model, ARDraftHead(head, name))
     return head
 
 
 def with_draft(model: ARModel, draft: Optional[ARDraftHead]) -> Pipeline:
     """A pipeline over the model's target and VQ plus this draft head; the input objects stay unchanged."""
-    p = model.pipeline
-    names = dict(p.names, draft=draft.name if draft else "")
-    return Pipeline(p.target, p.vq, draft.head if draft else None, names)
+    return model.pipeline.with_draft(draft.head if draft else None, draft.name if draft else "")
 
 
 def kv_cache_bytes(pipeline: Pipeline, batch: int, method: str, cfg: bool, tree_slots: int = 256) -> int:
@@ -175,9 +173,11 @@ def parse_class_labels(text: str, class_names: Sequence[str] = (), num_classes: 
         elif _norm(p) in lookup:
             labels.append(lookup[_norm(p)])
         elif class_names:
-            raise ValueError(f"unknown class {p!r}; this model knows: {', '.join(class_names)} (or 0..{len(class_names) - 1})")
+            raise ValueError(f"unknown class {p!r}; this model knows: {', '.join(class_names)} "
+                             f"(or 0..{len(class_names) - 1})")
         else:
-            raise ValueError(f"class label {p!r} is not a number; this model has no class names, use class indices")
+            raise ValueError(f"class label {p!r} is not a number; this model has no class names, "
+                             f"use class indices")
     if num_classes is not None:
         bad = [x for x in labels if not 0 <= x < num_classes]
         if bad:
@@ -192,10 +192,12 @@ def repeat_labels(labels: Sequence[int], batch_size: int) -> List[int]:
     return [x for x in labels for _ in range(batch_size)]
 
 
+_OPTION_FIELDS = {f.name for f in fields(SpecOptions)} - {"method"}
+
+
 def merge_settings(upstream: Optional[dict], **values) -> dict:
     """Chain settings nodes: a new dict with this node's values over the upstream ones."""
-    known = {f.name for f in fields(SpecOptions)} - {"method"}
-    unknown = set(values) - known
+    unknown = set(values) - _OPTION_FIELDS
     if unknown:
         raise ValueError(f"unknown speculative settings: {', '.join(sorted(unknown))}")
     return {**(upstream or {}), **values}
@@ -205,7 +207,8 @@ def adt_settings(upstream: Optional[dict], variant: str, depth_min: int, depth_m
                  width_max: int, depth_init: int, width_init: int, beta: float) -> dict:
     if variant not in ADT_VARIANTS:
         raise ValueError(f"ADT-Tree variant must be one of {', '.join(ADT_VARIANTS)}, got {variant!r}")
-    for what, lo, init, hi in (("depth", depth_min, depth_init, depth_max), ("width", width_min, width_init, width_max)):
+    for what, lo, init, hi in (("depth", depth_min, depth_init, depth_max),
+                               ("width", width_min, width_init, width_max)):
         if not 1 <= lo <= init <= hi:
             raise ValueError(f"ADT-Tree {what}: need 1 <= min <= initial <= max, got {lo} <= {init} <= {hi}")
     return merge_settings(upstream, adt_variant=variant, adt_depth_min=depth_min, adt_depth_max=depth_max,
@@ -215,7 +218,8 @@ def adt_settings(upstream: Optional[dict], variant: str, depth_min: int, depth_m
 
 def tree_settings(upstream: Optional[dict], depth: int, width: int, node_budget: int) -> dict:
     """EAGLE-2 tree size; node_budget 0 means 'auto' (cost-aware, measured on the device)."""
-    return merge_settings(upstream, depth=depth, width=width, node_budget="auto" if node_budget == 0 else node_budget)
+    budget = "auto" if node_budget == 0 else node_budget
+    return merge_settings(upstream, depth=depth, width=width, node_budget=budget)
 
 
 def lantern_settings(upstream: Optional[dict], k: int, delta: float, lam: float, legacy: bool) -> dict:
@@ -224,13 +228,34 @@ def lantern_settings(upstream: Optional[dict], k: int, delta: float, lam: float,
     return merge_settings(upstream, lantern_k=k, lantern_delta=delta, lantern_lambda=lam, lantern_legacy=legacy)
 
 
-def spec_options(method: str, settings: Optional[dict], has_draft: bool) -> SpecOptions:
+# The nodes' tree budget when neither the model nor a settings node gives one. Not "auto" (the CLI's
+# default): the auto budget times each round, so at temperature > 0 the same seed would not give the same
+# image, and ComfyUI users rely on seeds (and cached results) being reproducible.
+DEFAULT_NODE_BUDGET = 58
+
+
+def default_options(method: str, model_extra: Optional[dict] = None) -> SpecOptions:
+    """SpecOptions from the model's own `adt_defaults` where it ships them (the demo), as the CLI builds
+    them, else the library defaults; the initial ADT-Tree tree is the default tree."""
+    d = (model_extra or {}).get("adt_defaults", {})
+    values = {k: v for k, v in d.items() if k in _OPTION_FIELDS}
+    o = SpecOptions(method=method, **{"node_budget": DEFAULT_NODE_BUDGET, **values})
+    if "adt_depth_init" not in values:
+        o.adt_depth_init = o.depth
+    if "adt_width_init" not in values:
+        o.adt_width_init = o.width
+    return o
+
+
+def spec_options(method: str, settings: Optional[dict], has_draft: bool,
+                 model_extra: Optional[dict] = None) -> SpecOptions:
+    """Model defaults, overridden by the settings nodes' values."""
     if method not in SAMPLER_METHODS:
         raise ValueError(f"method must be one of {', '.join(SAMPLER_METHODS)}, got {method!r}")
     if method != "vanilla" and not has_draft:
         raise ValueError(f"method '{method}' needs a draft head: connect an 'ADT-Tree Load Draft Head' node "
                          f"or set the method to 'vanilla'")
-    return SpecOptions(method=method, **merge_settings(settings))
+    return replace(default_options(method, model_extra), **merge_settings(settings))
 
 
 def sampling_config(temperature: float, top_k: int, top_p: float, cfg_scale: float, cfg_interval: int = -1):
@@ -242,10 +267,11 @@ def sampling_config(temperature: float, top_k: int, top_p: float, cfg_scale: flo
 class ProgressTracker:
     """Hooks.progress callback: keeps each image's committed tokens, reports (value, total, preview).
 
-    value counts committed tokens over the whole batch. A preview (from `render(image, tokens)`) is made at
-    most every `interval` seconds and always when an image is complete. Speculative methods report one
-    image's prefix; the batched vanilla loop (`batched=True`) reports one column instead, the newest token
-    of every image, until its final per-image reports.
+    value counts committed tokens over the whole batch. A preview (from `render(image, tokens)`) is made
+    when an image is complete and otherwise at most every `interval` seconds, or less often when decoding
+    is slow: the wait is at least 4x the last render time, so previews cost at most ~20% of the run.
+    Speculative methods report one image's prefix; the batched vanilla loop (`batched=True`) reports one
+    column instead, the newest token of every image, until its final per-image reports.
     """
 
     def __init__(self, batch: int, tokens_per_image: int, on_update: Callable, render: Optional[Callable] = None,
@@ -254,7 +280,7 @@ class ProgressTracker:
         self.batch, self.n, self.batched = batch, tokens_per_image, batched
         self.tokens: List[List[int]] = [[] for _ in range(batch)]
         self.on_update, self.render, self.interval, self.clock = on_update, render, interval, clock
-        self.last_preview = -math.inf
+        self.next_preview = -math.inf
 
     @property
     def total(self) -> int:
@@ -275,10 +301,11 @@ class ProgressTracker:
             self.tokens[image] = list(tokens[:done])
             shown = image
         preview = None
-        now = self.clock()
-        if self.render is not None and (done >= total or now - self.last_preview >= self.interval):
+        start = self.clock()
+        if self.render is not None and (done >= total or start >= self.next_preview):
             preview = self.render(shown, self.tokens[shown])
-            self.last_preview = now
+            end = self.clock()
+            self.next_preview = end + max(self.interval, 4 * (end - start))
         self.on_update(self.value, self.total, preview)
 
 
@@ -320,7 +347,8 @@ def stats_record(result, model: ARModel, draft: Optional[ARDraftHead], options: 
         "class_names": [names[x] for x in labels] if names else [],
         "grid": list(model.pipeline.target.grid),
         "image_size": int(result.images.shape[1]) if result.images is not None else None,
-        "options": json.loads(json.dumps(options.to_dict(), default=str)),
+        "options": {"method": "vanilla"} if options.method == "vanilla"
+        else json.loads(json.dumps(options.to_dict(), default=str)),
         "summary": summarize(per_image),
         "per_image": per_image,
     }

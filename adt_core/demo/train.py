@@ -20,8 +20,9 @@ from ..engine.vanilla import sample_vanilla
 from ..models.checkpoint import save_safetensors
 from ..models.draft_head import DraftHead
 from ..models.gpt import GPTConfig
-from ..models.load import load_draft_head, load_gpt, load_vq
+from ..models.load import load_gpt, load_vq
 from ..models.vq import VQConfig
+from ..training.draft_io import save_draft
 from ..training.draft_trainer import collect_features, draft_config_for, train_draft
 from ..training.gpt_trainer import train_gpt
 from ..training.vq_trainer import train_vq
@@ -97,8 +98,17 @@ def encode_dataset(vq, r: DemoRecipe, show_progress: bool = True):
 
 
 def train_demo(out_dir: str, r: DemoRecipe, show_progress: bool = True, log=print) -> dict:
-    os.makedirs(out_dir, exist_ok=True)
+    """Run (or resume) every stage; torch's thread count is set for the run and restored afterwards."""
+    previous = torch.get_num_threads()
     torch.set_num_threads(r.threads)
+    try:
+        return _train_demo(out_dir, r, show_progress, log)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train_demo(out_dir: str, r: DemoRecipe, show_progress: bool, log) -> dict:
+    os.makedirs(out_dir, exist_ok=True)
     log_path = os.path.join(out_dir, "train_log.jsonl")
     with open(os.path.join(out_dir, "recipe.json"), "w") as f:
         json.dump(asdict(r), f, indent=1)
@@ -148,22 +158,9 @@ def train_demo(out_dir: str, r: DemoRecipe, show_progress: bool = True, log=prin
         all_tokens = torch.cat([torch.tensor(samples), tokens[:n_real]])
         data = collect_features(target, all_labels, all_tokens, show_progress=show_progress)
         head = DraftHead(draft_config_for(target))
-        head.embed_tokens.weight.data.copy_(target.gpt.tok_embeddings.weight.data.float())
+        head.embed_tokens.weight.data.copy_(target.draft_embedding_table())
         report = train_draft(head, target, data, r.draft_steps, r.draft_batch, r.draft_lr, r.cfg_scale, seed=r.seed,
                              log_path=log_path, show_progress=show_progress, held_out=r.draft_held_out)
         save_draft(head, draft_dir, extra={"held_out": report})
         log(f"draft head held-out: {report}")
     return {"gpt": gpt_path, "vq": vq_path, "draft": draft_dir}
-
-
-def save_draft(head: DraftHead, folder: str, extra: dict = None) -> None:
-    """EAGLE/LANTERN layout: config.json + model.safetensors (fp16)."""
-    os.makedirs(folder, exist_ok=True)
-    cfg = head.config.to_json_dict()
-    cfg["torch_dtype"] = "float16"
-    if extra:
-        cfg["adt_training"] = extra
-    with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=1)
-    save_safetensors(head.state_dict(), os.path.join(folder, "model.safetensors"), dtype=torch.float16)
-    load_draft_head(folder)  # fail now, not at generation time, if the folder does not load

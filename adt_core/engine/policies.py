@@ -1,10 +1,10 @@
 """Tree policies: which tree to draft each round.
 
-API: reset(grid) per image; grow(drafter, root_out, root_token, root_index, remaining) -> (Tree, width);
+API: prepare(drafter, rows) once; reset(grid) per image; grow(drafter, root_out, root_token, root_index, remaining) -> (Tree, width);
 observe(root_index, tree, accepted_drafts) after verification; max_tree_size()/max_scratch() for caches.
 Every policy caps tree depth at `remaining` (tokens left after the root), so no node lies past the image.
 """
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 from ..errors import InputError
 from .drafting import grow_dynamic, grow_static, max_nodes
@@ -18,6 +18,9 @@ class StaticPolicy:
         self.full = StaticShape.from_choices(choices)
         self._shapes: Dict[int, StaticShape] = {self.full.max_depth: self.full}
         self.choices = [list(c) for c in choices]
+
+    def prepare(self, drafter, rows: int) -> None:
+        pass
 
     def reset(self, grid) -> None:
         pass
@@ -55,6 +58,11 @@ class DynamicPolicy:
             self.depth, self.width = controller.p.depth_max, controller.p.width_max
         self._planned = (depth, width)
 
+    def prepare(self, drafter, rows: int) -> None:
+        """Before the first image: a cost-aware budget profiles this draft head once."""
+        if callable(self.budget):
+            self.budget.profile_drafter(drafter, rows)
+
     def reset(self, grid) -> None:
         if self.controller is not None:
             self.controller.reset(grid)
@@ -75,7 +83,7 @@ class DynamicPolicy:
             d, k = min(self.depth, remaining), self.width
         self._planned = (d, k)
         if callable(self.budget):
-            self.budget.start_round()
+            self.budget.start_round(d, k)
             budget = self.budget
         else:
             budget = min(int(self.budget), max_nodes(d, k))

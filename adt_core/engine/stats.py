@@ -64,6 +64,7 @@ class ImageStats:
     def to_dict(self) -> Dict:
         wall = max(self.wall_seconds, 1e-9)
         return {
+            **self.settings,
             "method": self.method,
             "tokens": self.tokens,
             "target_forwards": self.target_forwards,
@@ -74,7 +75,6 @@ class ImageStats:
             "accepted_length_grid": self.grid_2d(),
             "wall_seconds": round(self.wall_seconds, 4),
             "tokens_per_second": round(self.tokens / wall, 2),
-            **self.settings,
             "trace": [[r.pos, r.depth, r.width, r.nodes, r.accepted] for r in self.rounds],
             "trace_fields": ["pos", "depth", "width", "nodes", "accepted"],
         }

@@ -74,10 +74,14 @@ def gpt_config_from_state_dict(sd: dict, path: str, grid, custom: Optional[dict]
 
 def load_gpt(path: str, image_size: Optional[int] = None, downsample: int = 16, device="cpu",
              dtype=torch.float32, use_ema: bool = False) -> GPT:
-    obj, meta = read_file(path)
-    custom = sidecar_config(path, meta)
-    sd = unwrap_state_dict(obj, path, "tok_embeddings.weight", use_ema)
-    from .t2i_layout import is_hf_layout, hf_to_official  # LANTERN's HF export of the t2i targets
+    from .t2i_layout import hf_to_official, is_hf_layout, read_hf_folder  # LANTERN's HF export (t2i)
+    if os.path.isdir(path):
+        tensors, custom = read_hf_folder(path)
+        sd = unwrap_state_dict(tensors, path, "model.embed_tokens.weight")
+    else:
+        obj, meta = read_file(path)
+        custom = sidecar_config(path, meta)
+        sd = unwrap_state_dict(obj, path, "tok_embeddings.weight", use_ema)
     if is_hf_layout(sd):
         sd, custom = hf_to_official(sd, path, custom)
     grid = _grid_for(path, image_size, downsample, custom)
@@ -174,10 +178,25 @@ def load_draft_head(path: str, device="cpu", dtype=torch.float32) -> DraftHead:
     return model.to(device=device, dtype=dtype).eval()
 
 
+FAMILY_NAMES = {"c2i": "LlamaGen class-to-image", "t2i": "LlamaGen text-to-image (256 tokens)",
+                "t2i2": "LlamaGen text-to-image stage 2 (1024 tokens)", "janus": "Janus-Pro"}
+
+
 def check_compatible(gpt_vocab: int, gpt_dim: int, vq: Optional[VQModel] = None,
-                     draft: Optional[DraftHead] = None, names: Optional[dict] = None) -> None:
-    """Refuse mismatched model combinations with a message naming both sides."""
+                     draft: Optional[DraftHead] = None, names: Optional[dict] = None,
+                     family: Optional[str] = None) -> None:
+    """Refuse mismatched model combinations with a message naming both sides.
+
+    `family` is the target's draft-head family (LANTERN's `input_type`: c2i, t2i, t2i2; "janus" for ours):
+    a head records the family it was trained for, and a head for another family is refused even when
+    its sizes happen to fit (its positions and embeddings would be wrong)."""
     names = names or {}
+    if draft is not None and family is not None and draft.config.input_type != family:
+        got = draft.config.input_type
+        raise InputError(f"draft head {names.get('draft', '')} was trained for {FAMILY_NAMES.get(got, repr(got))} "
+                         f"models (input_type {got!r}) but the model {names.get('gpt', '')} is "
+                         f"{FAMILY_NAMES.get(family, family)} (input_type {family!r}); use a head trained for it "
+                         f"(adt-tree train-draft)")
     if vq is not None and vq.codebook_size != gpt_vocab:
         raise InputError(f"VQ {names.get('vq', '')} has {vq.codebook_size} codes but the GPT "
                          f"{names.get('gpt', '')} predicts {gpt_vocab} tokens: they are not a pair")

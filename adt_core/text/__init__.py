@@ -1,0 +1,1 @@
+"""Text conditions: prompt cleaning, the local T5 encoder of LlamaGen t2i, and masked condition batches."""

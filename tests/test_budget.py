@@ -1,0 +1,36 @@
+"""Cost-aware node budget: the choice follows cost and confidence, and it is reproducible."""
+import math
+
+from adt_core.adt.budget import AutoBudget, CostModel
+from adt_core.engine.sampling import SamplingConfig
+from adt_core.pipeline import SpecOptions
+from tiny_models import pipeline, tiny_draft, tiny_gpt
+
+
+def test_budget_grows_when_verification_is_cheap_and_drafts_confident():
+    scores = [math.log(0.9 ** i) for i in range(1, 40)]          # confident, slowly decaying
+    flat = AutoBudget(CostModel([1, 64], [1.0, 1.0]))             # a GPU: size barely matters
+    steep = AutoBudget(CostModel([1, 64], [1.0, 64.0]))           # a CPU: cost grows with every token
+    assert flat(scores) == len(scores)
+    assert steep(scores) < 6
+    unsure = [math.log(0.05)] * 30
+    assert AutoBudget(CostModel([1, 64], [1.0, 2.0]))(unsure) < flat(scores)
+
+
+def test_sunk_draft_cost_favours_using_the_tree():
+    scores = [math.log(0.5 ** i) for i in range(1, 20)]
+    b = AutoBudget(CostModel([1, 64], [1.0, 8.0]))
+    cheap = b(scores)
+    b.draft = CostModel([1, 16], [1.0, 1.0])
+    b.start_round(8, 4)                                           # 8 seconds of drafting already spent
+    assert b(scores) >= cheap
+
+
+def test_auto_budget_is_reproducible_for_a_seed():
+    gpt = tiny_gpt(grid=(5, 5), seed=8, std=0.2)
+    s = SamplingConfig(temperature=1.0, top_k=20, cfg_scale=3.0)
+    runs = [pipeline(gpt, tiny_draft(gpt, seed=3, std=0.3)).generate(
+        [1, 2], SpecOptions("adt", node_budget="auto"), s, seed=11, decode=False) for _ in range(2)]
+    assert runs[0].tokens == runs[1].tokens
+    assert [[(r.pos, r.nodes) for r in st.rounds] for st in runs[0].stats] == \
+           [[(r.pos, r.nodes) for r in st.rounds] for st in runs[1].stats]
