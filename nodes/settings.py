@@ -26,10 +26,10 @@ class ADTTreeTreeSettings(io.ComfyNode):
                 ARSpecSettings.Input("settings", optional=True, tooltip=_UPSTREAM),
                 io.Int.Input("depth", default=5, min=1, max=16, tooltip="Draft levels per round."),
                 io.Int.Input("width", default=10, min=1, max=64, tooltip="Candidates expanded per level (top-k)."),
-                io.Int.Input("node_budget", default=58, min=0, max=512,
+                io.Int.Input("node_budget", default=0, min=0, max=512,
                              tooltip="Draft tokens verified per round (eagle2 and adt). 0 = auto: chosen each "
-                                     "round from the measured cost on this device; faster, but timing-based, so "
-                                     "a seed no longer reproduces the image at temperature > 0."),
+                                     "round from the draft's confidence and this device's cost profile, "
+                                     "measured once and cached (seeds still reproduce images)."),
             ],
             outputs=_settings_output(),
         )

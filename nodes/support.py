@@ -228,10 +228,9 @@ def lantern_settings(upstream: Optional[dict], k: int, delta: float, lam: float,
     return merge_settings(upstream, lantern_k=k, lantern_delta=delta, lantern_lambda=lam, lantern_legacy=legacy)
 
 
-# The nodes' tree budget when neither the model nor a settings node gives one. Not "auto" (the CLI's
-# default): the auto budget times each round, so at temperature > 0 the same seed would not give the same
-# image, and ComfyUI users rely on seeds (and cached results) being reproducible.
-DEFAULT_NODE_BUDGET = 58
+# The nodes' tree budget when neither the model nor a settings node gives one, as in the CLI: "auto" picks
+# it per round from cost profiles measured once per device (deterministic, so seeds still reproduce).
+DEFAULT_NODE_BUDGET = "auto"
 
 
 def default_options(method: str, model_extra: Optional[dict] = None) -> SpecOptions:
