@@ -106,14 +106,16 @@ def markdown(result: dict, command: str) -> str:
 
 
 def cmd_bench(a) -> int:
-    from .cli import load_pipeline, model_defaults, options_from, parse_labels, sampling_from
+    from .cli import conditions_from, load_pipeline, model_defaults, options_from, sampling_from
     pipe = load_pipeline(a)
     if pipe.draft is None:
         from .errors import InputError
         raise InputError("bench compares speculative methods: it needs a draft head (--draft)")
     names = model_defaults(pipe).get("classes", [])
-    labels = parse_labels(a.class_label, pipe) if a.class_label else \
-        [i % max(len(names), 1) for i in range(a.images)]
+    if a.class_label or a.prompt or pipe.target.takes_prompts:
+        labels = conditions_from(a, pipe)
+    else:  # class models: cycle through the classes
+        labels = [i % max(len(names), 1) for i in range(a.images)]
     base = options_from(a, "adt", pipe)
     d = model_defaults(pipe).get("adt_defaults", {})
     rows = bench_rows(base, [] if a.no_ablation else VARIANTS, a.lantern_k or d.get("lantern_k", 32),
@@ -144,6 +146,7 @@ def add_bench_parser(sub, add_model_args, add_sampling_args, add_tree_args) -> N
     add_tree_args(b)
     b.add_argument("--images", type=int, default=4, help="images per method (labels cycle through classes)")
     b.add_argument("--class-label", nargs="*")
+    b.add_argument("--prompt", nargs="*", help="text models: one image per prompt (instead of --images)")
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--temperatures", nargs="+", default=["1.0", "0"])

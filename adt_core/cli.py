@@ -83,7 +83,7 @@ def model_defaults(pipe) -> dict:
 
 def conditions_from(a, pipe) -> list:
     """--prompt for text models (one image per prompt), class labels otherwise."""
-    prompts = list(getattr(a, "prompt", None) or [])
+    prompts = list(a.prompt or [])
     if pipe.target.takes_prompts:
         if not prompts:
             raise InputError("this is a text-to-image model: give --prompt TEXT [TEXT ...]")
