@@ -8,7 +8,7 @@ from typing import List, Optional, Union
 import torch
 
 from .adapters.llamagen import LlamaGenTarget
-from .adt.budget import AutoBudget, verify_profile
+from .adt.budget import AutoBudget, FixedBudget, verify_profile
 from .adt.controller import ADTController, ADTParams
 from .device import resolve_device, resolve_dtype
 from .engine.drafter import Drafter
@@ -148,6 +148,7 @@ class Pipeline:
                 raise InputError(f"node budget must be a positive integer or 'auto', got {o.node_budget!r}") from None
             if budget < 1:
                 raise InputError(f"node budget must be >= 1, got {budget}")
+            budget = FixedBudget(budget)
         if o.method == "eagle2":
             return DynamicPolicy(o.depth, o.width, budget)
         params = ADTParams(o.adt_depth_min, o.adt_depth_max, o.adt_width_min, o.adt_width_max, o.adt_beta,

@@ -22,8 +22,21 @@ def test_sunk_draft_cost_favours_using_the_tree():
     b = AutoBudget(CostModel([1, 64], [1.0, 8.0]))
     cheap = b(scores)
     b.draft = CostModel([1, 16], [1.0, 1.0])
-    b.start_round(8, 4)                                           # 8 seconds of drafting already spent
+    b.start_round(4)
+    for _ in range(7):                                            # 8 seconds of drafting already spent
+        b.expanded(4)
     assert b(scores) >= cheap
+
+
+def test_expansion_stops_when_deeper_nodes_cannot_pay_for_a_draft_pass():
+    import torch
+    b = AutoBudget(CostModel([1, 64], [1.0, 4.0]))
+    b.draft = CostModel([1, 16], [0.3, 0.3])
+    b.start_round(4)
+    confident = torch.log(torch.tensor([0.9, 0.05, 0.03, 0.02]))
+    assert b.worth_expanding(confident, confident[:1], 4)         # a 0.9-likely path: draft deeper
+    hopeless = torch.log(torch.tensor([0.02, 0.01, 0.01, 0.01]))
+    assert not b.worth_expanding(hopeless, hopeless, 4)           # 5% total mass below: stop here
 
 
 def test_auto_budget_is_reproducible_for_a_seed():

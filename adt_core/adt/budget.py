@@ -97,7 +97,7 @@ def measure_draft(drafter, rows: int, repeats: int = 5) -> CostModel:
 
         def step():
             drafter.cache.discard()
-            drafter.log_probs(drafter.expand(root.expand(-1, k, -1), toks, eye, 1), 2).topk(k, dim=-1)
+            drafter.top(drafter.expand(root.expand(-1, k, -1), toks, eye, 1), 2, k)
         out.append(_median_time(step, dev, repeats))
     drafter.release()
     return CostModel(DRAFT_WIDTHS, out)
@@ -143,11 +143,34 @@ def draft_profile(drafter, rows: int) -> CostModel:
     return cached_profile("draft", parts, lambda: measure_draft(drafter, rows))
 
 
+class FixedBudget:
+    """A constant node budget (EAGLE-2's total_tokens); never stops an expansion early."""
+
+    def __init__(self, nodes: int):
+        self.cap = nodes
+
+    def start_round(self, width: int) -> None:
+        pass
+
+    def expanded(self, width: int) -> None:
+        pass
+
+    def worth_expanding(self, scores: torch.Tensor, fed_scores: torch.Tensor, width: int) -> bool:
+        return True
+
+    def __call__(self, scores_desc: Sequence[float]) -> int:
+        return self.cap
+
+    def describe(self):
+        return self.cap
+
+
 class AutoBudget:
-    """Callable used by the tree builder: sorted candidate scores -> number of nodes to verify.
+    """Cost-aware: the node count that maximises expected tokens per second, and whether to draft deeper.
 
     `verify` is measured when the policy is built; `draft` is attached by the engine once a drafter exists
-    (`profile_drafter`). Before that, drafting cost counts as zero."""
+    (`profile_drafter`); before that, drafting counts as free. The drafting time of a round is the profiled
+    prefix pass plus one profiled expansion per level actually expanded."""
 
     def __init__(self, verify: CostModel, cap: int = 64):
         self.verify, self.cap = verify, cap
@@ -157,15 +180,38 @@ class AutoBudget:
     def profile_drafter(self, drafter, rows: int) -> None:
         self.draft = draft_profile(drafter, rows)
 
-    def start_round(self, depth: int, width: int) -> None:
-        """Profiled cost of drafting this round's tree: the prefix pass plus depth-1 expansions."""
-        self.sunk = 0.0 if self.draft is None else self.draft(1) + (depth - 1) * self.draft(width)
+    def _draft_cost(self, width: int) -> float:
+        return 0.0 if self.draft is None else self.draft(width)
 
-    def __call__(self, scores_desc: Sequence[float]) -> int:
-        best_n, best_rate, expected = 1, -1.0, 1.0
+    def start_round(self, width: int) -> None:
+        self.sunk = self._draft_cost(1)
+
+    def expanded(self, width: int) -> None:
+        self.sunk += self._draft_cost(width)
+
+    def _best(self, scores_desc: Sequence[float], extra: float = 0.0):
+        """(n, expected tokens, rate) of the best prefix of the candidates, with `extra` seconds spent."""
+        best = (1, 1.0, -1.0)
+        expected = 1.0
         for n, s in enumerate(scores_desc[: self.cap], start=1):
             expected += math.exp(s)
-            rate = expected / (self.sunk + self.verify(n + 1))
-            if rate > best_rate:
-                best_n, best_rate = n, rate
-        return best_n
+            rate = expected / (self.sunk + extra + self.verify(n + 1))
+            if rate > best[2]:
+                best = (n, expected, rate)
+        return best
+
+    def worth_expanding(self, scores: torch.Tensor, fed_scores: torch.Tensor, width: int) -> bool:
+        """Expand one more level only if, even optimistically, it raises tokens per second: the new level's
+        nodes carry at most the probability of the nodes fed to it (a child's path probability never
+        exceeds its parent's), and cost one more draft pass plus their verification."""
+        ranked = scores.sort(descending=True).values
+        n, expected, rate = self._best(ranked[torch.isfinite(ranked)].tolist())
+        gain = float(torch.exp(fed_scores).sum())
+        step = self._draft_cost(width)
+        return (expected + gain) / (self.sunk + step + self.verify(n + 1 + width)) > rate
+
+    def __call__(self, scores_desc: Sequence[float]) -> int:
+        return self._best(scores_desc)[0]
+
+    def describe(self):
+        return "auto"

@@ -25,15 +25,22 @@ from ..models.vq import VQConfig
 from ..training.draft_io import save_draft
 from ..training.draft_trainer import collect_features, draft_config_for, train_draft
 from ..training.gpt_trainer import train_gpt
+from ..training.schedule import fast_bf16
 from ..training.vq_trainer import train_vq
 from . import DRAFT_DIR, GPT_FILE, VQ_FILE
 from .scenes import CLASSES, SIZE, render
+
+
+DEMO_ADT_DEFAULTS = {"depth": 5, "width": 10, "node_budget": "auto", "adt_depth_min": 2, "adt_depth_max": 8,
+                     "adt_width_min": 2, "adt_width_max": 16, "adt_beta": 0.5, "lantern_k": 32,
+                     "lantern_delta": 0.1}
 
 
 @dataclass
 class DemoRecipe:
     seed: int = 0
     threads: int = 2
+    amp: bool = True  # bf16 autocast for GPT and draft training where the CPU/GPU runs bf16 natively
     # tokenizer: VQ-8 layout, 128 px -> 16x16 tokens
     vq_codebook: int = 1024
     vq_ch: int = 32
@@ -44,22 +51,24 @@ class DemoRecipe:
     vq_batch: int = 16
     vq_crop: int = 64
     vq_lr: float = 1e-3
-    images_per_class: int = 600
+    images_per_class: int = 1000
     # GPT: deep and narrow against the one-layer draft head, as real LlamaGen models are
     gpt_dim: int = 192
     gpt_layers: int = 16
     gpt_heads: int = 6
-    gpt_steps: int = 600
+    gpt_steps: int = 1200
     gpt_batch: int = 32
     gpt_lr: float = 1.5e-3
     # sampling defaults shipped with the model (and used for the draft head's self-distillation data)
     top_k: int = 64
     cfg_scale: float = 4.0
-    draft_samples: int = 800
-    draft_steps: int = 1500
+    draft_samples: int = 1200
+    draft_steps: int = 2400
     draft_batch: int = 16
     draft_lr: float = 2e-3
     draft_held_out: int = 64
+    # tree and LANTERN defaults shipped with the model (CLI, bench and nodes use them), tuned on 2 CPU cores
+    adt_defaults: dict = field(default_factory=lambda: dict(DEMO_ADT_DEFAULTS))
 
     @classmethod
     def smoke(cls) -> "DemoRecipe":
@@ -67,6 +76,12 @@ class DemoRecipe:
         return cls(vq_codebook=64, vq_steps=6, vq_batch=4, vq_crop=32, images_per_class=2, gpt_dim=64,
                    gpt_layers=2, gpt_heads=4, gpt_steps=8, gpt_batch=4, top_k=16, draft_samples=8,
                    draft_steps=8, draft_batch=4, draft_held_out=4)
+
+
+def model_metadata(r: DemoRecipe) -> dict:
+    """What the demo GPT's config carries besides its sizes: class names and its own defaults."""
+    return {"classes": CLASSES, "image_size": SIZE, "default_top_k": r.top_k, "default_cfg_scale": r.cfg_scale,
+            "default_temperature": 1.0, "adt_defaults": dict(r.adt_defaults)}
 
 
 def _to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -136,10 +151,9 @@ def _train_demo(out_dir: str, r: DemoRecipe, show_progress: bool, log) -> dict:
         grid = SIZE // vq.config.downsample
         gcfg = GPTConfig(dim=r.gpt_dim, n_layer=r.gpt_layers, n_head=r.gpt_heads, vocab_size=r.vq_codebook,
                          num_classes=len(CLASSES), grid_rows=grid, grid_cols=grid,
-                         extra={"classes": CLASSES, "image_size": SIZE, "default_top_k": r.top_k,
-                                "default_cfg_scale": r.cfg_scale, "default_temperature": 1.0})
+                         extra=model_metadata(r))
         gpt = train_gpt(gcfg, tokens, labels, r.gpt_steps, r.gpt_batch, r.gpt_lr, seed=r.seed, log_path=log_path,
-                        show_progress=show_progress)
+                        show_progress=show_progress, amp=r.amp and fast_bf16("cpu"))
         save_safetensors(gpt.state_dict(), gpt_path, gcfg.to_dict(), torch.float16)
     target = LlamaGenTarget(load_gpt(gpt_path))
 
@@ -160,7 +174,8 @@ def _train_demo(out_dir: str, r: DemoRecipe, show_progress: bool, log) -> dict:
         head = DraftHead(draft_config_for(target))
         head.embed_tokens.weight.data.copy_(target.draft_embedding_table())
         report = train_draft(head, target, data, r.draft_steps, r.draft_batch, r.draft_lr, r.cfg_scale, seed=r.seed,
-                             log_path=log_path, show_progress=show_progress, held_out=r.draft_held_out)
+                             log_path=log_path, show_progress=show_progress, held_out=r.draft_held_out,
+                             amp=r.amp)
         save_draft(head, draft_dir, extra={"held_out": report})
         log(f"draft head held-out: {report}")
     return {"gpt": gpt_path, "vq": vq_path, "draft": draft_dir}

@@ -13,7 +13,7 @@ from typing import List, Optional
 import torch
 
 from ..models.draft_head import DraftHead
-from .sampling import SamplingConfig, draft_log_probs, guide
+from .sampling import SamplingConfig, draft_top, guide
 
 
 class Drafter:
@@ -68,13 +68,14 @@ class Drafter:
         c.advance(k)
         return out
 
-    def log_probs(self, out: torch.Tensor, level: int) -> torch.Tensor:
-        """Guided, filtered draft log-probs [k, V] for outputs [R, k, H] that predict tree level `level`."""
+    def top(self, out: torch.Tensor, level: int, k: int):
+        """(log-probs, tokens), each [n, k]: the k best drafts after each of the n outputs [R, n, H], which
+        predict tree level `level`, under the guided, filtered draft distribution."""
         logits = self.target.head(out)
         s = self.sampling
         if s.use_cfg:
             logits = guide(logits, s.cfg_scale, s.cfg_active(self.root_index + level))
-        return draft_log_probs(logits[0], s)
+        return draft_top(logits[0], s, k)
 
     def scratch_capacity(self) -> Optional[int]:
         return None if self.cache is None else self.cache.max_len - self.cache.length

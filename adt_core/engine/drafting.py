@@ -4,8 +4,6 @@ Both take their size per call, so an adaptive controller (ADT-Tree) can change d
 budget every round. Depth counts draft levels (a depth-D tree commits up to D+1 tokens per round) and
 costs D draft-head forwards: one for the new committed positions, D-1 expansions.
 """
-from typing import Callable, List, Union
-
 import torch
 
 from .drafter import Drafter
@@ -18,15 +16,17 @@ def max_nodes(depth: int, width: int) -> int:
 
 
 def grow_dynamic(drafter: Drafter, root_out: torch.Tensor, root_token: int, depth: int, width: int,
-                 budget: Union[int, Callable[[List[float]], int]]) -> Tree:
+                 budget) -> Tree:
     """EAGLE-2: expand the `width` best nodes (by cumulative draft log-prob) per level, then keep the
-    global best `budget` nodes. Nodes whose draft score is -inf (outside top-k/top-p) are dropped.
+    global best nodes. Nodes whose draft score is -inf (outside top-k/top-p) are dropped.
 
-    `budget` may be a function of the candidates' scores in descending order (cost-aware budget)."""
+    `budget` (FixedBudget or AutoBudget) decides how many nodes are kept and may stop the expansion early
+    when no deeper node could pay for another draft pass."""
     device = root_out.device
-    lp = drafter.log_probs(root_out, 1)[0]
-    width = min(width, lp.shape[-1])
-    scores, toks = lp.topk(width)
+    budget.start_round(width)
+    scores, toks = drafter.top(root_out, 1, width)
+    scores, toks = scores[0], toks[0]
+    width = toks.shape[0]
     cand_tokens, cand_scores = [toks], [scores]
     cand_parents = [torch.full((width,), -1, device=device)]
     fed_global = torch.arange(width, device=device)
@@ -36,9 +36,11 @@ def grow_dynamic(drafter: Drafter, root_out: torch.Tensor, root_token: int, dept
     fed_mask = eye
     offset = width
     for level in range(1, depth):
+        if not budget.worth_expanding(torch.cat(cand_scores), fed_scores, width):
+            break
         out = drafter.expand(feats, fed_tokens, fed_mask, level)
-        lp = drafter.log_probs(out, level + 1)
-        tp, tk = lp.topk(width, dim=-1)
+        budget.expanded(width)
+        tp, tk = drafter.top(out, level + 1, width)
         cu = (tp + fed_scores[:, None]).flatten()
         cand_tokens.append(tk.flatten())
         cand_scores.append(cu)
@@ -51,10 +53,9 @@ def grow_dynamic(drafter: Drafter, root_out: torch.Tensor, root_token: int, dept
             fed_mask = torch.cat([fed_mask[rows], eye], dim=1)
         offset += width * width
     all_scores = torch.cat(cand_scores)
-    if callable(budget):
-        ranked = all_scores.sort(descending=True).values
-        budget = budget(ranked[torch.isfinite(ranked)].tolist())
-    keep = all_scores.topk(max(1, min(budget, all_scores.numel()))).indices.sort().values
+    ranked = all_scores.sort(descending=True).values
+    n = budget(ranked[torch.isfinite(ranked)].tolist())
+    keep = all_scores.topk(max(1, min(n, all_scores.numel()))).indices.sort().values
     keep = keep[torch.isfinite(all_scores[keep])]
     return _assemble(root_token, keep.tolist(), torch.cat(cand_tokens)[keep].tolist(),
                      torch.cat(cand_parents)[keep].tolist())
@@ -76,8 +77,7 @@ def grow_static(drafter: Drafter, root_out: torch.Tensor, root_token: int, shape
     """EAGLE-1 static tree: node i is the ranks[i]-th best child of its parent under the drafter."""
     device = root_out.device
     tokens = [root_token] + [0] * (shape.size - 1)
-    lp = drafter.log_probs(root_out, 1)[0]
-    top1 = lp.topk(shape.topk[1]).indices.tolist()
+    top1 = drafter.top(root_out, 1, shape.topk[1])[1][0].tolist()
     level_nodes = {}
     for i in range(1, shape.size):
         level_nodes.setdefault(shape.depths[i], []).append(i)
@@ -101,7 +101,7 @@ def grow_static(drafter: Drafter, root_out: torch.Tensor, root_token: int, shape
         fed_row_mask = {i: mask[r] for r, i in enumerate(fed)}
         prev_cols += k
         out = drafter.expand(feats, torch.tensor([tokens[i] for i in fed], device=device), mask, level)
-        tops = drafter.log_probs(out, level + 1).topk(shape.topk[level + 1], dim=-1).indices.tolist()
+        tops = drafter.top(out, level + 1, shape.topk[level + 1])[1].tolist()
         row = {i: r for r, i in enumerate(fed)}
         for i in level_nodes.get(level + 1, []):
             par = shape.parents[i]

@@ -7,6 +7,7 @@ Every policy caps tree depth at `remaining` (tokens left after the root), so no 
 from typing import Dict, Sequence
 
 from ..errors import InputError
+from ..adt.budget import AutoBudget
 from .drafting import grow_dynamic, grow_static, max_nodes
 from .tree import StaticShape
 
@@ -47,7 +48,7 @@ class StaticPolicy:
 class DynamicPolicy:
     """EAGLE-2 dynamic trees. Without a controller every round uses the same depth and width; with one
     (ADT-Tree) the controller plans each round from the image's neighbourhood and learns from the outcome.
-    `budget` is a node count or an AutoBudget (cost-aware, chosen per round)."""
+    `budget` is a FixedBudget or an AutoBudget (cost-aware, chosen per round)."""
 
     def __init__(self, depth: int, width: int, budget, controller=None, name: str = "eagle2"):
         if depth < 1 or width < 1:
@@ -60,18 +61,15 @@ class DynamicPolicy:
 
     def prepare(self, drafter, rows: int) -> None:
         """Before the first image: a cost-aware budget profiles this draft head once."""
-        if callable(self.budget):
+        if isinstance(self.budget, AutoBudget):
             self.budget.profile_drafter(drafter, rows)
 
     def reset(self, grid) -> None:
         if self.controller is not None:
             self.controller.reset(grid)
 
-    def _budget_cap(self) -> int:
-        return self.budget.cap if callable(self.budget) else int(self.budget)
-
     def max_tree_size(self) -> int:
-        return min(self._budget_cap(), max_nodes(self.depth, self.width)) + 1
+        return min(self.budget.cap, max_nodes(self.depth, self.width)) + 1
 
     def max_scratch(self) -> int:
         return max(self.depth - 1, 0) * self.width
@@ -82,12 +80,7 @@ class DynamicPolicy:
         else:
             d, k = min(self.depth, remaining), self.width
         self._planned = (d, k)
-        if callable(self.budget):
-            self.budget.start_round(d, k)
-            budget = self.budget
-        else:
-            budget = min(int(self.budget), max_nodes(d, k))
-        return grow_dynamic(drafter, root_out, root_token, d, k, budget), k
+        return grow_dynamic(drafter, root_out, root_token, d, k, self.budget), k
 
     def observe(self, root: int, tree, accepted: int) -> None:
         if self.controller is not None:
@@ -95,7 +88,7 @@ class DynamicPolicy:
             self.controller.stamp(root, d, k, accepted, tree.max_depth)
 
     def describe(self) -> dict:
-        d = {"node_budget": "auto" if callable(self.budget) else int(self.budget)}
+        d = {"node_budget": self.budget.describe()}
         if self.controller is None:
             d.update(depth=self.depth, width=self.width)
         return d

@@ -88,11 +88,17 @@ def probabilities(logits: torch.Tensor, s: SamplingConfig) -> torch.Tensor:
     return F.softmax(filter_logits(logits, s.temperature, s.top_k, s.top_p), dim=-1)
 
 
-def draft_log_probs(logits: torch.Tensor, s: SamplingConfig) -> torch.Tensor:
-    """Scores used to grow draft trees: log-probs of the *processed* guided draft distribution (LANTERN)."""
-    if s.greedy:
-        return F.log_softmax(logits.float(), dim=-1)
-    return F.log_softmax(filter_logits(logits.float(), s.temperature, s.top_k, s.top_p), dim=-1)
+def draft_top(logits: torch.Tensor, s: SamplingConfig, k: int):
+    """(log-probs, tokens) of the k best drafts under the *processed* guided draft distribution (LANTERN).
+
+    With top-k filtering alone (k <= top_k) the k best tokens and the normaliser both come from one top_k
+    call: log p = l - logsumexp(top-k logits). Otherwise the full filtered distribution is normalised."""
+    logits = logits.float()
+    if not s.greedy and s.top_p >= 1.0 and 0 < s.top_k < logits.shape[-1] and k <= s.top_k:
+        vals, idx = torch.topk(logits / max(s.temperature, 1e-5), s.top_k, dim=-1)
+        return (vals[..., :k] - torch.logsumexp(vals, dim=-1, keepdim=True)), idx[..., :k]
+    lp = F.log_softmax(logits if s.greedy else filter_logits(logits, s.temperature, s.top_k, s.top_p), dim=-1)
+    return torch.topk(lp, min(k, lp.shape[-1]), dim=-1)
 
 
 def sample_token(logits: torch.Tensor, s: SamplingConfig, generator: torch.Generator) -> torch.Tensor:

@@ -14,9 +14,10 @@ import torch
 class KVCache:
     def __init__(self, n_layers: int, rows: int, n_kv_heads: int, head_dim: int, max_len: int,
                  dtype: torch.dtype, device):
-        shape = (rows, n_kv_heads, max_len, head_dim)
-        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)]
-        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)]
+        # one buffer for every layer's keys and values, so compaction is a single gather and copy
+        self.buf = torch.zeros((n_layers, 2, rows, n_kv_heads, max_len, head_dim), dtype=dtype, device=device)
+        self.k = list(self.buf[:, 0].unbind(0))
+        self.v = list(self.buf[:, 1].unbind(0))
         self.max_len = max_len
         self.length = 0
         self.cursor = 0
@@ -74,10 +75,8 @@ class KVCache:
     def keep(self, slots: List[int]) -> None:
         """Commit the tokens at these scratch offsets (relative to `length`), in this order."""
         if slots != list(range(len(slots))):
-            src = torch.tensor(slots, device=self.k[0].device) + self.length
-            dst = slice(self.length, self.length + len(slots))
-            for buf in self.k + self.v:
-                buf[:, :, dst] = buf.index_select(2, src)
+            src = torch.tensor(slots, device=self.buf.device) + self.length
+            self.buf[:, :, :, :, self.length:self.length + len(slots)] = self.buf.index_select(4, src)
         self.length += len(slots)
         self.cursor = self.length
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..engine.sampling import guide
 from ..models.draft_head import DraftConfig, DraftHead
-from .schedule import LossLog, lr_at, set_lr
+from .schedule import LossLog, fast_bf16, lr_at, set_lr
 
 
 @dataclass
@@ -130,8 +130,8 @@ def train_draft(head: DraftHead, target, data: DraftData, steps: int, batch: int
                 checkpoint: Optional[str] = None, checkpoint_every: int = 200, resume: bool = False) -> dict:
     """Train `head` in place on data[held_out:]; evaluate on the first `held_out` sequences.
 
-    grad_accum: micro-batches of `batch` per optimiser step. amp: bf16 autocast (CUDA only; the head's
-    master weights stay fp32). checkpoint: file for head + optimiser + step + RNG, written every
+    grad_accum: micro-batches of `batch` per optimiser step. amp: bf16 autocast where the device runs bf16
+    natively (training/schedule.fast_bf16; the head's master weights stay fp32). checkpoint: file for head + optimiser + step + RNG, written every
     `checkpoint_every` steps and at the end; with resume=True training continues from it."""
     _freeze_target(target)
     head.embed_tokens.weight.requires_grad_(False)
@@ -146,7 +146,7 @@ def train_draft(head: DraftHead, target, data: DraftData, steps: int, batch: int
     if m <= held_out:
         raise ValueError(f"{m} sequences leave nothing to train on after {held_out} held out")
     dev = target.device
-    use_amp = amp and dev.type == "cuda"
+    use_amp = amp and fast_bf16(dev)
     head.train()
     bar = tqdm(range(start, steps), desc="draft head", disable=not show_progress, initial=start, total=steps)
     for step in bar:

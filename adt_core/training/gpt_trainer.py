@@ -9,9 +9,10 @@ from .schedule import LossLog, lr_at, set_lr
 
 def train_gpt(config: GPTConfig, tokens: torch.Tensor, labels: torch.Tensor, steps: int, batch: int = 32,
               lr: float = 1e-3, class_dropout: float = 0.1, seed: int = 0, log_path=None,
-              show_progress: bool = True) -> GPT:
+              show_progress: bool = True, amp: bool = False) -> GPT:
     """tokens [M, N] long, labels [M] long. Labels are replaced by the null class with prob `class_dropout`
-    (LlamaGen's label dropout), so the same model serves the unconditional CFG branch."""
+    (LlamaGen's label dropout), so the same model serves the unconditional CFG branch. amp: bf16 autocast
+    for the forward pass (fp32 master weights and loss), as LlamaGen trains in mixed precision."""
     torch.manual_seed(seed)
     gpt = GPT(config)
     for m in gpt.modules():  # LlamaGen init: N(0, 0.02), output head zeroed
@@ -31,8 +32,9 @@ def train_gpt(config: GPTConfig, tokens: torch.Tensor, labels: torch.Tensor, ste
         cond = labels[idx].clone()
         cond[torch.rand(batch, generator=gen) < class_dropout] = gpt.null_class
         set_lr(opt, lr_at(step, steps, lr, max(steps // 20, 1)))
-        logits = gpt.training_forward(cond, tokens[idx])
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[idx].reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            logits = gpt.training_forward(cond, tokens[idx])
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens[idx].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)

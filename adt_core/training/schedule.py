@@ -1,8 +1,10 @@
-"""Small shared training utilities: warmup + cosine learning rate, and a loss log."""
+"""Small shared training utilities: warmup + cosine learning rate, bf16 autocast choice, and a loss log."""
 import json
 import math
 import time
 from typing import Optional
+
+import torch
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
@@ -30,3 +32,20 @@ class LossLog:
         rec.update({k: round(float(v), 5) for k, v in values.items()})
         with open(self.path, "a") as f:
             f.write(json.dumps(rec) + "\n")
+
+
+def fast_bf16(device) -> bool:
+    """Whether bf16 autocast speeds training up here: CUDA with bf16, or a CPU with bf16 dot-product
+    instructions (AVX512-BF16 / AMX), where it halves the time of the matmuls. Elsewhere fp32 is kept,
+    because emulated bf16 is slower."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
