@@ -155,11 +155,14 @@ class FixedBudget:
     def expanded(self, width: int) -> None:
         pass
 
-    def worth_expanding(self, scores: torch.Tensor, fed_scores: torch.Tensor, width: int) -> bool:
+    def worth_expanding(self, scores, depths, fed_scores, level: int, width: int) -> bool:
         return True
 
-    def __call__(self, scores_desc: Sequence[float]) -> int:
+    def __call__(self, scores_desc: Sequence[float], depths: Sequence[int]) -> int:
         return self.cap
+
+    def observe(self, tree, accepted: int) -> None:
+        pass
 
     def describe(self):
         return self.cap
@@ -168,14 +171,21 @@ class FixedBudget:
 class AutoBudget:
     """Cost-aware: the node count that maximises expected tokens per second, and whether to draft deeper.
 
-    `verify` is measured when the policy is built; `draft` is attached by the engine once a drafter exists
-    (`profile_drafter`); before that, drafting counts as free. The drafting time of a round is the profiled
-    prefix pass plus one profiled expansion per level actually expanded."""
+    A node's chance of acceptance is estimated from its draft path probability exp(score), calibrated per
+    tree level by what verification actually accepted so far in this run: c_d = (accepted_d + c_{d-1}) /
+    (predicted_d + 1), with c_0 = 1 (each level's prior is the level above, so a level never drafted yet
+    inherits what was learned above it instead of being ruled out forever). When sampling, draft probabilities are roughly calibrated already (c ~ 1); greedy
+    verification accepts any draft that is the target's argmax, far more often than its probability says,
+    and c grows accordingly. `verify` is measured when the policy is built; `draft` is attached by the
+    engine once a drafter exists (`profile_drafter`); before that, drafting counts as free. A round's
+    drafting time is the profiled prefix pass plus one profiled expansion per level actually expanded."""
 
-    def __init__(self, verify: CostModel, cap: int = 64):
+    def __init__(self, verify: CostModel, cap: int = 64, max_depth: int = 64):
         self.verify, self.cap = verify, cap
         self.draft = None
         self.sunk = 0.0
+        self.accepted = [0.0] * (max_depth + 2)
+        self.predicted = [0.0] * (max_depth + 2)
 
     def profile_drafter(self, drafter, rows: int) -> None:
         self.draft = draft_profile(drafter, rows)
@@ -189,29 +199,49 @@ class AutoBudget:
     def expanded(self, width: int) -> None:
         self.sunk += self._draft_cost(width)
 
-    def _best(self, scores_desc: Sequence[float], extra: float = 0.0):
-        """(n, expected tokens, rate) of the best prefix of the candidates, with `extra` seconds spent."""
+    def _calibration(self, depth: int) -> float:
+        c = 1.0
+        for d in range(1, min(depth, len(self.accepted) - 1) + 1):
+            c = (self.accepted[d] + c) / (self.predicted[d] + 1.0)
+        return c
+
+    def _p(self, score: float, depth: int) -> float:
+        """Estimated acceptance probability of a node at this level with this draft path log-prob."""
+        return min(1.0, math.exp(score) * self._calibration(depth))
+
+    def _best(self, scores_desc: Sequence[float], depths: Sequence[int]):
+        """(n, expected tokens, rate) of the best prefix of the candidates."""
         best = (1, 1.0, -1.0)
         expected = 1.0
-        for n, s in enumerate(scores_desc[: self.cap], start=1):
-            expected += math.exp(s)
-            rate = expected / (self.sunk + extra + self.verify(n + 1))
+        for n, (s, d) in enumerate(zip(scores_desc[: self.cap], depths), start=1):
+            expected += self._p(s, d)
+            rate = expected / (self.sunk + self.verify(n + 1))
             if rate > best[2]:
                 best = (n, expected, rate)
         return best
 
-    def worth_expanding(self, scores: torch.Tensor, fed_scores: torch.Tensor, width: int) -> bool:
+    def worth_expanding(self, scores: torch.Tensor, depths: torch.Tensor, fed_scores: torch.Tensor, level: int,
+                        width: int) -> bool:
         """Expand one more level only if, even optimistically, it raises tokens per second: the new level's
         nodes carry at most the probability of the nodes fed to it (a child's path probability never
         exceeds its parent's), and cost one more draft pass plus their verification."""
-        ranked = scores.sort(descending=True).values
-        n, expected, rate = self._best(ranked[torch.isfinite(ranked)].tolist())
-        gain = float(torch.exp(fed_scores).sum())
+        ranked, order = scores.sort(descending=True)
+        finite = torch.isfinite(ranked)
+        n, expected, rate = self._best(ranked[finite].tolist(), depths[order[finite]].tolist())
+        gain = sum(self._p(s, level) for s in fed_scores.tolist())
         step = self._draft_cost(width)
         return (expected + gain) / (self.sunk + step + self.verify(n + 1 + width)) > rate
 
-    def __call__(self, scores_desc: Sequence[float]) -> int:
-        return self._best(scores_desc)[0]
+    def __call__(self, scores_desc: Sequence[float], depths: Sequence[int]) -> int:
+        return self._best(scores_desc, depths)[0]
+
+    def observe(self, tree, accepted: int) -> None:
+        """Calibration: verified draft mass per level against the nodes actually accepted there."""
+        for i in range(1, tree.size):
+            d = min(tree.depths[i], len(self.predicted) - 1)
+            self.predicted[d] += math.exp(tree.scores[i])
+        for d in range(1, min(accepted, len(self.accepted) - 1) + 1):
+            self.accepted[d] += 1.0
 
     def describe(self):
         return "auto"

@@ -36,7 +36,7 @@ def grow_dynamic(drafter: Drafter, root_out: torch.Tensor, root_token: int, dept
     fed_mask = eye
     offset = width
     for level in range(1, depth):
-        if not budget.worth_expanding(torch.cat(cand_scores), fed_scores, width):
+        if not budget.worth_expanding(torch.cat(cand_scores), _levels(cand_scores), fed_scores, level + 1, width):
             break
         out = drafter.expand(feats, fed_tokens, fed_mask, level)
         budget.expanded(width)
@@ -53,24 +53,32 @@ def grow_dynamic(drafter: Drafter, root_out: torch.Tensor, root_token: int, dept
             fed_mask = torch.cat([fed_mask[rows], eye], dim=1)
         offset += width * width
     all_scores = torch.cat(cand_scores)
-    ranked = all_scores.sort(descending=True).values
-    n = budget(ranked[torch.isfinite(ranked)].tolist())
+    depths = _levels(cand_scores)
+    ranked, order = all_scores.sort(descending=True)
+    finite = torch.isfinite(ranked)
+    n = budget(ranked[finite].tolist(), depths[order[finite]].tolist())
     keep = all_scores.topk(max(1, min(n, all_scores.numel()))).indices.sort().values
     keep = keep[torch.isfinite(all_scores[keep])]
     return _assemble(root_token, keep.tolist(), torch.cat(cand_tokens)[keep].tolist(),
-                     torch.cat(cand_parents)[keep].tolist())
+                     torch.cat(cand_parents)[keep].tolist(), all_scores[keep].tolist())
 
 
-def _assemble(root_token: int, glob, tokens, parents) -> Tree:
+def _levels(cand_scores) -> torch.Tensor:
+    """Tree level (1-based) of every candidate, in candidate order."""
+    return torch.cat([torch.full((c.numel(),), i + 1, dtype=torch.long) for i, c in enumerate(cand_scores)])
+
+
+def _assemble(root_token: int, glob, tokens, parents, scores) -> Tree:
     """Map candidate indices to tree slots; drop nodes whose parent was not kept (only possible on ties)."""
     slot = {-1: 0}
-    out_tokens, out_parents = [root_token], [-1]
-    for g, t, p in zip(glob, tokens, parents):
+    out_tokens, out_parents, out_scores = [root_token], [-1], [0.0]
+    for g, t, p, s in zip(glob, tokens, parents, scores):
         if p in slot:
             slot[g] = len(out_tokens)
             out_tokens.append(t)
             out_parents.append(slot[p])
-    return Tree(out_tokens, out_parents)
+            out_scores.append(s)
+    return Tree(out_tokens, out_parents, scores=out_scores)
 
 
 def grow_static(drafter: Drafter, root_out: torch.Tensor, root_token: int, shape: StaticShape) -> Tree:

@@ -83,6 +83,7 @@ class DynamicPolicy:
         return grow_dynamic(drafter, root_out, root_token, d, k, self.budget), k
 
     def observe(self, root: int, tree, accepted: int) -> None:
+        self.budget.observe(tree, accepted)
         if self.controller is not None:
             d, k = self._planned
             self.controller.stamp(root, d, k, accepted, tree.max_depth)

@@ -20,6 +20,7 @@ class Tree:
     tokens: List[int]
     parents: List[int]
     depths: List[int] = field(default_factory=list)
+    scores: List[float] = field(default_factory=list)  # draft path log-probs (dynamic trees; root 0)
 
     def __post_init__(self):
         if not self.depths:
