@@ -114,6 +114,8 @@ def markdown(result: dict, command: str) -> str:
 
 def cmd_bench(a) -> int:
     from .cli import conditions_from, load_pipeline, model_defaults, options_from, sampling_from
+    if a.threads:
+        torch.set_num_threads(a.threads)
     pipe = load_pipeline(a)
     if pipe.draft is None:
         from .errors import InputError
@@ -159,6 +161,7 @@ def add_bench_parser(sub, add_model_args, add_sampling_args, add_tree_args) -> N
     b.add_argument("--temperatures", nargs="+", default=["1.0", "0"])
     b.add_argument("--methods", nargs="*", help="subset of rows (vanilla is always included)")
     b.add_argument("--no-ablation", action="store_true", help="skip the adt:<variant> rows")
+    b.add_argument("--threads", type=int, help="CPU threads for torch (default: PyTorch's choice)")
     b.add_argument("--json", help="write the full result JSON here")
     b.add_argument("--markdown", help="write a BENCHMARKS.md-style table here")
     b.set_defaults(func=cmd_bench)
