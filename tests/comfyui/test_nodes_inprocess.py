@@ -120,7 +120,7 @@ def test_sampler_outputs_images_stats_text_and_pnginfo(comfy, loaded):
     assert json.loads(text) == record and record["method"] == "adt"
     assert record["class_names"] == ["seaside", "seaside", "desert", "desert"]
     assert record["options"]["lantern_k"] == 8 and record["per_image"][0]["lantern_k"] == 8
-    assert record["options"]["adt_depth_max"] == 4 and record["options"]["node_budget"] == 58
+    assert record["options"]["adt_depth_max"] == 4 and record["options"]["node_budget"] == "auto"  # the default
     shown = out.ui.as_dict()["text"][0]
     assert ": 4 image(s), 64 tokens" in shown and "seaside" in shown
     assert info["adt_tree_stats"]["9"] == record and info["workflow"] == {"nodes": []}
