@@ -8,7 +8,7 @@ from typing import List, Optional, Union
 import torch
 
 from .adapters.llamagen import LlamaGenTarget
-from .adt.budget import AutoBudget, FixedBudget, verify_profile
+from .engine.budget import AutoBudget, FixedBudget, verify_profile
 from .adt.controller import ADTController, ADTParams
 from .device import resolve_device, resolve_dtype
 from .engine.drafter import Drafter
@@ -20,7 +20,7 @@ from .engine.stats import ImageStats
 from .engine.tree import choices_from_spec
 from .engine.vanilla import sample_vanilla
 from .errors import InputError
-from .lantern import Lantern, cached_neighbour_table
+from .engine.lantern import Lantern, cached_neighbour_table
 from .models.load import check_compatible, load_draft_head, load_gpt, load_vq
 from .models.vq import VQModel
 

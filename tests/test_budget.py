@@ -1,7 +1,7 @@
 """Cost-aware node budget: the choice follows cost and confidence, and it is reproducible."""
 import math
 
-from adt_core.adt.budget import AutoBudget, CostModel
+from adt_core.engine.budget import AutoBudget, CostModel
 from adt_core.engine.sampling import SamplingConfig
 from adt_core.pipeline import SpecOptions
 from tiny_models import pipeline, tiny_draft, tiny_gpt

@@ -7,7 +7,7 @@ import torch
 from adt_core.engine.sampling import SamplingConfig
 from adt_core.engine.tree import Tree
 from adt_core.engine.verify import _try_children_exact, verify_greedy
-from adt_core.lantern import Lantern, neighbour_table
+from adt_core.engine.lantern import Lantern, neighbour_table
 from adt_core.pipeline import SpecOptions
 from tiny_models import pipeline, tiny_draft, tiny_gpt, tiny_vq
 

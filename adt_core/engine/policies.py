@@ -7,7 +7,7 @@ Every policy caps tree depth at `remaining` (tokens left after the root), so no 
 from typing import Dict, Sequence
 
 from ..errors import InputError
-from ..adt.budget import AutoBudget
+from .budget import AutoBudget
 from .drafting import grow_dynamic, grow_static, max_nodes
 from .tree import StaticShape
 

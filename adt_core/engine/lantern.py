@@ -25,9 +25,9 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .adt.budget import cache_dir
-from .errors import InputError
-from .engine.tree import Tree
+from ..cache import cache_dir
+from ..errors import InputError
+from .tree import Tree
 
 
 @torch.no_grad()

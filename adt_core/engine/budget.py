@@ -22,13 +22,11 @@ from typing import Callable, Dict, List, Sequence
 
 import torch
 
+from ..cache import cache_dir
+
 TREE_SIZES = (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 DRAFT_WIDTHS = (1, 2, 4, 8, 16)
 _MEMORY: Dict[str, "CostModel"] = {}
-
-
-def cache_dir() -> str:
-    return os.environ.get("ADT_TREE_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "adt-tree"))
 
 
 class CostModel:
