@@ -65,7 +65,8 @@ def grow_dynamic(drafter: Drafter, root_out: torch.Tensor, root_token: int, dept
 
 def _levels(cand_scores) -> torch.Tensor:
     """Tree level (1-based) of every candidate, in candidate order."""
-    return torch.cat([torch.full((c.numel(),), i + 1, dtype=torch.long) for i, c in enumerate(cand_scores)])
+    return torch.cat([torch.full((c.numel(),), i + 1, dtype=torch.long, device=c.device)
+                      for i, c in enumerate(cand_scores)])
 
 
 def _assemble(root_token: int, glob, tokens, parents, scores) -> Tree:
